@@ -1,0 +1,224 @@
+//! What the server sends: one JSON object per text frame, tagged by `"type"`.
+//!
+//! A room's history entries are the same objects as live `message` events,
+//! `"type":"message"` included (rule 17), so a client handles both with one
+//! code path.
+
+use crate::ErrorCode;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A member of a room as others see it: the server-chosen session id and the
+/// current display name (names are not unique; ids are).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub id: String,
+    pub name: String,
+}
+
+/// One chat message, live or from history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub room: String,
+    /// Per-room id: starts at 1, grows by exactly 1.
+    pub id: u64,
+    pub from: Member,
+    pub text: String,
+    /// When the server accepted it, in milliseconds since the Unix epoch.
+    pub at: u64,
+}
+
+/// What happened to a room's membership.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceEvent {
+    Join,
+    Leave,
+    Rename,
+}
+
+/// One line of the room directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    pub name: String,
+    pub members: usize,
+    /// Id of the room's newest message; 0 when it has none.
+    pub last_id: u64,
+}
+
+/// A message from server to client, exactly as on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// First message on every connection.
+    Welcome { session: String, name: String },
+    /// Answer to `join`: the members, the history to show, and whether that
+    /// history is complete since the requested `after`.
+    Joined {
+        room: String,
+        members: Vec<Member>,
+        #[serde(
+            serialize_with = "serialize_history",
+            deserialize_with = "deserialize_history"
+        )]
+        history: Vec<ChatMessage>,
+        complete: bool,
+    },
+    /// Answer to `leave`.
+    Left { room: String },
+    /// A message in a joined room, sent to every member, the sender included.
+    Message(ChatMessage),
+    /// To the sender of a `say` with a `ref`, once the message has its id.
+    Ack {
+        #[serde(rename = "ref")]
+        reference: String,
+        room: String,
+        id: u64,
+    },
+    /// Membership changed; `count` is the member count after the change.
+    Presence {
+        room: String,
+        event: PresenceEvent,
+        member: Member,
+        count: usize,
+    },
+    /// Another member is typing.
+    Typing { room: String, member: Member },
+    /// Answer to `ping`.
+    Pong {
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// Room directory snapshot for a session that sent `watch_rooms`.
+    Rooms { rooms: Vec<RoomSummary> },
+    /// A request was refused; the connection stays open.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+}
+
+impl ServerMessage {
+    /// The JSON text of this message. Serialising these types cannot fail:
+    /// they hold only strings, integers, booleans and sequences of them.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server messages always serialise")
+    }
+}
+
+/// A history entry on the wire: a `message` event, tag included.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum TaggedRef<'a> {
+    Message(&'a ChatMessage),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Tagged {
+    Message(ChatMessage),
+}
+
+fn serialize_history<S: Serializer>(history: &[ChatMessage], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(history.iter().map(TaggedRef::Message))
+}
+
+fn deserialize_history<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ChatMessage>, D::Error> {
+    let entries = Vec::<Tagged>::deserialize(d)?;
+    Ok(entries
+        .into_iter()
+        .map(|Tagged::Message(message)| message)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn round_trip(message: ServerMessage, expected: Value) {
+        assert_eq!(serde_json::to_value(&message).unwrap(), expected);
+        assert_eq!(serde_json::from_str::<Value>(&message.to_json()).unwrap(), expected);
+        let back: ServerMessage = serde_json::from_value(expected).unwrap();
+        assert_eq!(back, message);
+    }
+
+    fn ana() -> Member {
+        Member { id: "s1".into(), name: "ana".into() }
+    }
+
+    fn hello(id: u64) -> ChatMessage {
+        ChatMessage { room: "general".into(), id, from: ana(), text: "hola".into(), at: 1_700_000_000_000 }
+    }
+
+    fn hello_json(id: u64) -> Value {
+        json!({"type": "message", "room": "general", "id": id,
+               "from": {"id": "s1", "name": "ana"}, "text": "hola", "at": 1_700_000_000_000u64})
+    }
+
+    #[test]
+    fn every_server_message_round_trips_to_the_contract_json() {
+        round_trip(
+            ServerMessage::Welcome { session: "s1".into(), name: "guest-0042".into() },
+            json!({"type": "welcome", "session": "s1", "name": "guest-0042"}),
+        );
+        round_trip(
+            ServerMessage::Joined {
+                room: "general".into(),
+                members: vec![ana()],
+                history: vec![hello(1), hello(2)],
+                complete: true,
+            },
+            json!({"type": "joined", "room": "general", "members": [{"id": "s1", "name": "ana"}],
+                   "history": [hello_json(1), hello_json(2)], "complete": true}),
+        );
+        round_trip(ServerMessage::Left { room: "general".into() }, json!({"type": "left", "room": "general"}));
+        round_trip(ServerMessage::Message(hello(7)), hello_json(7));
+        round_trip(
+            ServerMessage::Ack { reference: "u-1".into(), room: "general".into(), id: 7 },
+            json!({"type": "ack", "ref": "u-1", "room": "general", "id": 7}),
+        );
+        for (event, name) in [
+            (PresenceEvent::Join, "join"),
+            (PresenceEvent::Leave, "leave"),
+            (PresenceEvent::Rename, "rename"),
+        ] {
+            round_trip(
+                ServerMessage::Presence { room: "general".into(), event, member: ana(), count: 3 },
+                json!({"type": "presence", "room": "general", "event": name,
+                       "member": {"id": "s1", "name": "ana"}, "count": 3}),
+            );
+        }
+        round_trip(
+            ServerMessage::Typing { room: "general".into(), member: ana() },
+            json!({"type": "typing", "room": "general", "member": {"id": "s1", "name": "ana"}}),
+        );
+        round_trip(ServerMessage::Pong { reference: None }, json!({"type": "pong"}));
+        round_trip(ServerMessage::Pong { reference: Some("p".into()) }, json!({"type": "pong", "ref": "p"}));
+        round_trip(
+            ServerMessage::Rooms {
+                rooms: vec![RoomSummary { name: "general".into(), members: 2, last_id: 0 }],
+            },
+            json!({"type": "rooms", "rooms": [{"name": "general", "members": 2, "last_id": 0}]}),
+        );
+        for code in ErrorCode::ALL {
+            round_trip(
+                ServerMessage::Error { code, message: "why".into(), reference: Some("r".into()) },
+                json!({"type": "error", "code": code.as_str(), "message": "why", "ref": "r"}),
+            );
+        }
+        round_trip(
+            ServerMessage::Error { code: ErrorCode::RateLimited, message: "slow".into(), reference: None },
+            json!({"type": "error", "code": "rate_limited", "message": "slow"}),
+        );
+    }
+
+    #[test]
+    fn history_entries_without_their_tag_are_rejected() {
+        let untagged = json!({"type": "joined", "room": "general", "members": [],
+            "history": [{"room": "general", "id": 1, "from": {"id": "s1", "name": "ana"}, "text": "x", "at": 1}],
+            "complete": true});
+        assert!(serde_json::from_value::<ServerMessage>(untagged).is_err());
+    }
+}
