@@ -116,9 +116,7 @@ pub fn default_message(code: ErrorCode) -> &'static str {
         ErrorCode::InvalidRoom => {
             "room names are 1 to 64 letters, digits, '-' or '_', starting with a letter or digit"
         }
-        ErrorCode::InvalidName => {
-            "names are 1 to 32 characters without control characters"
-        }
+        ErrorCode::InvalidName => "names are 1 to 32 characters without control characters",
         ErrorCode::InvalidText => "messages are 1 to 4000 characters",
         ErrorCode::NotJoined => "join the room first",
         ErrorCode::TooManyRooms => "no more rooms can be joined",
@@ -223,41 +221,74 @@ mod tests {
     #[test]
     fn every_client_message_round_trips_to_the_contract_json() {
         round_trip(
-            ClientMessage::Join { room: "general".into(), after: None, reference: None },
+            ClientMessage::Join {
+                room: "general".into(),
+                after: None,
+                reference: None,
+            },
             json!({"type": "join", "room": "general"}),
         );
         round_trip(
-            ClientMessage::Join { room: "general".into(), after: Some(41), reference: Some("r1".into()) },
+            ClientMessage::Join {
+                room: "general".into(),
+                after: Some(41),
+                reference: Some("r1".into()),
+            },
             json!({"type": "join", "room": "general", "after": 41, "ref": "r1"}),
         );
         round_trip(
-            ClientMessage::Leave { room: "general".into(), reference: None },
+            ClientMessage::Leave {
+                room: "general".into(),
+                reference: None,
+            },
             json!({"type": "leave", "room": "general"}),
         );
         round_trip(
-            ClientMessage::Say { room: "general".into(), text: "hola".into(), reference: Some("u-1".into()) },
+            ClientMessage::Say {
+                room: "general".into(),
+                text: "hola".into(),
+                reference: Some("u-1".into()),
+            },
             json!({"type": "say", "room": "general", "text": "hola", "ref": "u-1"}),
         );
         round_trip(
-            ClientMessage::Typing { room: "general".into(), reference: None },
+            ClientMessage::Typing {
+                room: "general".into(),
+                reference: None,
+            },
             json!({"type": "typing", "room": "general"}),
         );
         round_trip(
-            ClientMessage::Nick { name: "ana".into(), reference: None },
+            ClientMessage::Nick {
+                name: "ana".into(),
+                reference: None,
+            },
             json!({"type": "nick", "name": "ana"}),
         );
-        round_trip(ClientMessage::Ping { reference: None }, json!({"type": "ping"}));
         round_trip(
-            ClientMessage::Ping { reference: Some("p".into()) },
+            ClientMessage::Ping { reference: None },
+            json!({"type": "ping"}),
+        );
+        round_trip(
+            ClientMessage::Ping {
+                reference: Some("p".into()),
+            },
             json!({"type": "ping", "ref": "p"}),
         );
-        round_trip(ClientMessage::WatchRooms { reference: None }, json!({"type": "watch_rooms"}));
-        round_trip(ClientMessage::UnwatchRooms { reference: None }, json!({"type": "unwatch_rooms"}));
+        round_trip(
+            ClientMessage::WatchRooms { reference: None },
+            json!({"type": "watch_rooms"}),
+        );
+        round_trip(
+            ClientMessage::UnwatchRooms { reference: None },
+            json!({"type": "unwatch_rooms"}),
+        );
     }
 
     #[test]
     fn valid_requests_are_normalised() {
-        let request = parse_request(r#"{"type":"say","room":"General","text":"  hi  ","extra":1}"#).unwrap();
+        let request =
+            parse_request(r#"{"type":"say","room":"General","text":"  hi  ","extra":1}"#).unwrap();
         assert_eq!(request.reference, None);
         assert_eq!(
             request.command,
@@ -267,7 +298,13 @@ mod tests {
             }
         );
         let request = parse_request(r#"{"type":"join","room":"a","after":null}"#).unwrap();
-        assert_eq!(request.command, Command::Join { room: RoomName::parse("a").unwrap(), after: None });
+        assert_eq!(
+            request.command,
+            Command::Join {
+                room: RoomName::parse("a").unwrap(),
+                after: None
+            }
+        );
     }
 
     fn rejected(text: &str) -> Rejection {
@@ -311,7 +348,9 @@ mod tests {
         let ok = format!(r#"{{"type":"ping","ref":"{}"}}"#, "é".repeat(64));
         assert!(parse_request(&ok).is_ok());
         let long = "é".repeat(65);
-        let rejection = rejected(&format!(r#"{{"type":"say","room":"a","text":"t","ref":"{long}"}}"#));
+        let rejection = rejected(&format!(
+            r#"{{"type":"say","room":"a","text":"t","ref":"{long}"}}"#
+        ));
         assert_eq!(rejection.code, ErrorCode::BadRequest);
         assert_eq!(rejection.reference.as_deref(), Some(long.as_str()));
     }
@@ -335,6 +374,9 @@ mod tests {
         let rejection = rejected(r#"{"type":"nick","name":"a\u0007b","ref":"n"}"#);
         assert_eq!(rejection.code, ErrorCode::InvalidName);
         assert_eq!(rejection.reference.as_deref(), Some("n"));
-        assert_eq!(rejected(r#"{"type":"nick","name":"  "}"#).code, ErrorCode::InvalidName);
+        assert_eq!(
+            rejected(r#"{"type":"nick","name":"  "}"#).code,
+            ErrorCode::InvalidName
+        );
     }
 }

@@ -152,7 +152,10 @@ mod tests {
 
     #[test]
     fn display_names_are_trimmed_counted_in_scalars_and_free_of_controls() {
-        assert_eq!(DisplayName::parse("  ana \u{3000}").unwrap().as_str(), "ana");
+        assert_eq!(
+            DisplayName::parse("  ana \u{3000}").unwrap().as_str(),
+            "ana"
+        );
         assert!(DisplayName::parse(&"é".repeat(32)).is_ok());
         // An astronaut is three scalar values: ten fit in 32, eleven do not.
         assert!(DisplayName::parse(&"👩‍🚀".repeat(10)).is_ok());
@@ -168,7 +171,11 @@ mod tests {
             "a\u{9f}",
             &"x".repeat(33),
         ] {
-            assert_eq!(DisplayName::parse(bad), Err(ErrorCode::InvalidName), "{bad:?}");
+            assert_eq!(
+                DisplayName::parse(bad),
+                Err(ErrorCode::InvalidName),
+                "{bad:?}"
+            );
         }
     }
 
@@ -180,6 +187,9 @@ mod tests {
         assert!(MessageText::parse(&format!("  {}  ", "x".repeat(4000))).is_ok());
         assert_eq!(MessageText::parse(""), Err(ErrorCode::InvalidText));
         assert_eq!(MessageText::parse(" \n\t "), Err(ErrorCode::InvalidText));
-        assert_eq!(MessageText::parse(&"x".repeat(4001)), Err(ErrorCode::InvalidText));
+        assert_eq!(
+            MessageText::parse(&"x".repeat(4001)),
+            Err(ErrorCode::InvalidText)
+        );
     }
 }

@@ -107,6 +107,13 @@ impl ServerMessage {
     }
 }
 
+/// The JSON of a `message` event for `message`, serialised from a borrow:
+/// the server's hot path turns a stored message into its broadcast without
+/// cloning it.
+pub fn message_event_json(message: &ChatMessage) -> String {
+    serde_json::to_string(&TaggedRef::Message(message)).expect("chat messages always serialise")
+}
+
 /// A history entry on the wire: a `message` event, tag included.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -139,17 +146,29 @@ mod tests {
 
     fn round_trip(message: ServerMessage, expected: Value) {
         assert_eq!(serde_json::to_value(&message).unwrap(), expected);
-        assert_eq!(serde_json::from_str::<Value>(&message.to_json()).unwrap(), expected);
+        assert_eq!(
+            serde_json::from_str::<Value>(&message.to_json()).unwrap(),
+            expected
+        );
         let back: ServerMessage = serde_json::from_value(expected).unwrap();
         assert_eq!(back, message);
     }
 
     fn ana() -> Member {
-        Member { id: "s1".into(), name: "ana".into() }
+        Member {
+            id: "s1".into(),
+            name: "ana".into(),
+        }
     }
 
     fn hello(id: u64) -> ChatMessage {
-        ChatMessage { room: "general".into(), id, from: ana(), text: "hola".into(), at: 1_700_000_000_000 }
+        ChatMessage {
+            room: "general".into(),
+            id,
+            from: ana(),
+            text: "hola".into(),
+            at: 1_700_000_000_000,
+        }
     }
 
     fn hello_json(id: u64) -> Value {
@@ -160,7 +179,10 @@ mod tests {
     #[test]
     fn every_server_message_round_trips_to_the_contract_json() {
         round_trip(
-            ServerMessage::Welcome { session: "s1".into(), name: "guest-0042".into() },
+            ServerMessage::Welcome {
+                session: "s1".into(),
+                name: "guest-0042".into(),
+            },
             json!({"type": "welcome", "session": "s1", "name": "guest-0042"}),
         );
         round_trip(
@@ -173,10 +195,19 @@ mod tests {
             json!({"type": "joined", "room": "general", "members": [{"id": "s1", "name": "ana"}],
                    "history": [hello_json(1), hello_json(2)], "complete": true}),
         );
-        round_trip(ServerMessage::Left { room: "general".into() }, json!({"type": "left", "room": "general"}));
+        round_trip(
+            ServerMessage::Left {
+                room: "general".into(),
+            },
+            json!({"type": "left", "room": "general"}),
+        );
         round_trip(ServerMessage::Message(hello(7)), hello_json(7));
         round_trip(
-            ServerMessage::Ack { reference: "u-1".into(), room: "general".into(), id: 7 },
+            ServerMessage::Ack {
+                reference: "u-1".into(),
+                room: "general".into(),
+                id: 7,
+            },
             json!({"type": "ack", "ref": "u-1", "room": "general", "id": 7}),
         );
         for (event, name) in [
@@ -185,32 +216,68 @@ mod tests {
             (PresenceEvent::Rename, "rename"),
         ] {
             round_trip(
-                ServerMessage::Presence { room: "general".into(), event, member: ana(), count: 3 },
+                ServerMessage::Presence {
+                    room: "general".into(),
+                    event,
+                    member: ana(),
+                    count: 3,
+                },
                 json!({"type": "presence", "room": "general", "event": name,
                        "member": {"id": "s1", "name": "ana"}, "count": 3}),
             );
         }
         round_trip(
-            ServerMessage::Typing { room: "general".into(), member: ana() },
+            ServerMessage::Typing {
+                room: "general".into(),
+                member: ana(),
+            },
             json!({"type": "typing", "room": "general", "member": {"id": "s1", "name": "ana"}}),
         );
-        round_trip(ServerMessage::Pong { reference: None }, json!({"type": "pong"}));
-        round_trip(ServerMessage::Pong { reference: Some("p".into()) }, json!({"type": "pong", "ref": "p"}));
+        round_trip(
+            ServerMessage::Pong { reference: None },
+            json!({"type": "pong"}),
+        );
+        round_trip(
+            ServerMessage::Pong {
+                reference: Some("p".into()),
+            },
+            json!({"type": "pong", "ref": "p"}),
+        );
         round_trip(
             ServerMessage::Rooms {
-                rooms: vec![RoomSummary { name: "general".into(), members: 2, last_id: 0 }],
+                rooms: vec![RoomSummary {
+                    name: "general".into(),
+                    members: 2,
+                    last_id: 0,
+                }],
             },
             json!({"type": "rooms", "rooms": [{"name": "general", "members": 2, "last_id": 0}]}),
         );
         for code in ErrorCode::ALL {
             round_trip(
-                ServerMessage::Error { code, message: "why".into(), reference: Some("r".into()) },
+                ServerMessage::Error {
+                    code,
+                    message: "why".into(),
+                    reference: Some("r".into()),
+                },
                 json!({"type": "error", "code": code.as_str(), "message": "why", "ref": "r"}),
             );
         }
         round_trip(
-            ServerMessage::Error { code: ErrorCode::RateLimited, message: "slow".into(), reference: None },
+            ServerMessage::Error {
+                code: ErrorCode::RateLimited,
+                message: "slow".into(),
+                reference: None,
+            },
             json!({"type": "error", "code": "rate_limited", "message": "slow"}),
+        );
+    }
+
+    #[test]
+    fn borrowed_message_events_match_owned_ones() {
+        assert_eq!(
+            message_event_json(&hello(3)),
+            ServerMessage::Message(hello(3)).to_json()
         );
     }
 

@@ -1,1 +1,62 @@
-fn main() {}
+//! The `charla` binary: configuration, logging, build, run until SIGTERM or
+//! SIGINT.
+
+use charla_server::{Application, Config, telemetry};
+use clap::Parser;
+use std::process::ExitCode;
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let config = Config::parse();
+    if let Err(error) = config.validate() {
+        eprintln!("charla: {error}");
+        return ExitCode::from(2);
+    }
+    telemetry::init(&config);
+    let port = config.port;
+    let application = match Application::build(config) {
+        Ok(application) => application,
+        Err(error) => {
+            tracing::error!(port, error = %error, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        port = application.port(),
+        "charla is listening on http://0.0.0.0:{}",
+        application.port()
+    );
+    match application.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on the first SIGTERM (what a PaaS sends on restart) or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,129 @@
+//! The JSON HTTP API: the room directory, history pages, posting from
+//! outside, health and metrics.
+
+use crate::app::AppState;
+use crate::error::HttpError;
+use crate::metrics;
+use crate::registry::{FetchHistory, Post};
+use crate::store::PageQuery;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use charla_protocol::api::{Health, MessagePage, PostMessage, Posted, RoomList};
+use charla_protocol::{DisplayName, ErrorCode, MessageText, RoomName};
+use serde::Deserialize;
+
+/// Messages per history page when the request names no `limit`.
+pub const DEFAULT_PAGE_LIMIT: usize = 50;
+/// Most messages per history page.
+pub const MAX_PAGE_LIMIT: usize = 200;
+
+/// Query of `GET /api/rooms/{room}/messages`.
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    after: Option<u64>,
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// Mounts the API routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::QueryConfig::default().error_handler(|error, _req| {
+            HttpError::BadRequest(format!("bad query: {error}")).into()
+        }),
+    )
+    .route("/api/rooms", web::get().to(list_rooms))
+    .route("/api/rooms/{room}/messages", web::get().to(history))
+    .route("/api/rooms/{room}/messages", web::post().to(post_message))
+    .route("/healthz", web::get().to(health))
+    .route("/metrics", web::get().to(metrics));
+}
+
+/// `GET /api/rooms`: rooms with members, most members first.
+async fn list_rooms(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(RoomList {
+        rooms: state.directory.listing(),
+    })
+}
+
+/// `GET /api/rooms/{room}/messages?after=&before=&limit=`.
+async fn history(
+    state: web::Data<AppState>,
+    room: web::Path<String>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, HttpError> {
+    let room = RoomName::parse(&room).map_err(|_| HttpError::InvalidRoom)?;
+    let limit = query
+        .limit
+        .unwrap_or(DEFAULT_PAGE_LIMIT)
+        .clamp(1, MAX_PAGE_LIMIT);
+    let query = PageQuery {
+        after: query.after,
+        before: query.before,
+        limit,
+    };
+    let messages = state
+        .registry
+        .send(FetchHistory {
+            room: room.clone(),
+            query,
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(MessagePage {
+        room: room.into_string(),
+        messages,
+    }))
+}
+
+/// `POST /api/rooms/{room}/messages` with `Authorization: Bearer <token>`.
+async fn post_message(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    room: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, HttpError> {
+    let Some(token) = state.config.api_token.as_deref() else {
+        return Err(HttpError::PostingDisabled);
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if !presented
+        .is_some_and(|p| constant_time_eq::constant_time_eq(p.as_bytes(), token.as_bytes()))
+    {
+        return Err(HttpError::Unauthorized);
+    }
+    let room = RoomName::parse(&room).map_err(|_| HttpError::InvalidRoom)?;
+    let post: PostMessage = serde_json::from_slice(&body).map_err(|error| {
+        HttpError::BadRequest(format!("body must be {{\"from\",\"text\"}}: {error}"))
+    })?;
+    let from = DisplayName::parse(&post.from).map_err(|_| HttpError::InvalidName)?;
+    let text = MessageText::parse(&post.text).map_err(|_| HttpError::InvalidText)?;
+    match state.registry.send(Post { room, from, text }).await? {
+        Ok(id) => Ok(HttpResponse::Created().json(Posted { id })),
+        Err(ErrorCode::TooManyRooms) => Err(HttpError::TooManyRooms),
+        Err(_) => Err(HttpError::Internal),
+    }
+}
+
+/// `GET /healthz`: 200 while serving, 503 once shutting down.
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    if state.is_shutting_down() {
+        HttpResponse::ServiceUnavailable().json(Health {
+            status: "shutting_down".to_owned(),
+        })
+    } else {
+        HttpResponse::Ok().json(Health {
+            status: "ok".to_owned(),
+        })
+    }
+}
+
+/// `GET /metrics`: OpenMetrics text.
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(metrics::CONTENT_TYPE)
+        .body(state.metrics.render())
+}

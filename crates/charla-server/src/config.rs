@@ -1,0 +1,317 @@
+//! The one configuration struct. Every setting is a command-line flag named
+//! after its environment variable (`CHARLA_MSG_RATE` is `--msg-rate`), the
+//! flag wins over the variable, and `charla --help` documents them all.
+//!
+//! A value that does not parse, or that contradicts another, stops start-up
+//! with a message naming the variable: each flag's value name *is* the
+//! variable's name, so clap's own error says `<CHARLA_MSG_RATE>`, and
+//! [`Config::validate`] names the variables it compares.
+
+use clap::{Parser, ValueEnum};
+use std::time::Duration;
+
+/// Default number of frames a session may have waiting to be written before
+/// it counts as a slow consumer.
+pub const DEFAULT_OUTBOX_FRAMES: usize = 256;
+
+/// Charla: a real-time, multi-room chat server.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "charla", version, about, long_about = None)]
+pub struct Config {
+    /// TCP port; the server listens on 0.0.0.0:PORT.
+    #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Bearer token that allows `POST /api/rooms/{room}/messages`. Unset, posting
+    /// is refused with 403.
+    #[arg(
+        long,
+        env = "CHARLA_API_TOKEN",
+        value_name = "CHARLA_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<String>,
+
+    /// Comma-separated origins (`https://chat.example.com`) allowed to open /ws
+    /// besides the server's own host; `*` allows any origin.
+    #[arg(
+        long,
+        env = "CHARLA_ALLOWED_ORIGINS",
+        value_name = "CHARLA_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
+    /// Seconds between the server's WebSocket pings (decimals allowed).
+    #[arg(
+        long = "heartbeat-secs",
+        env = "CHARLA_HEARTBEAT_SECS",
+        value_name = "CHARLA_HEARTBEAT_SECS",
+        default_value = "15",
+        value_parser = parse_seconds
+    )]
+    pub heartbeat: Duration,
+
+    /// Seconds of silence (no frame, pong included) after which a connection is
+    /// dropped (decimals allowed).
+    #[arg(
+        long = "client-timeout-secs",
+        env = "CHARLA_CLIENT_TIMEOUT_SECS",
+        value_name = "CHARLA_CLIENT_TIMEOUT_SECS",
+        default_value = "45",
+        value_parser = parse_seconds
+    )]
+    pub client_timeout: Duration,
+
+    /// Largest WebSocket message a client may send, in bytes (a fragmented
+    /// message counts whole); larger closes the connection with 1009.
+    #[arg(
+        long,
+        env = "CHARLA_MAX_FRAME_BYTES",
+        value_name = "CHARLA_MAX_FRAME_BYTES",
+        default_value_t = 65_536
+    )]
+    pub max_frame_bytes: usize,
+
+    /// Rooms one session may be in at once.
+    #[arg(
+        long,
+        env = "CHARLA_MAX_ROOMS_PER_SESSION",
+        value_name = "CHARLA_MAX_ROOMS_PER_SESSION",
+        default_value_t = 16
+    )]
+    pub max_rooms_per_session: usize,
+
+    /// Messages each room keeps (also while it has no members).
+    #[arg(
+        long,
+        env = "CHARLA_HISTORY",
+        value_name = "CHARLA_HISTORY",
+        default_value_t = 1000
+    )]
+    pub history: usize,
+
+    /// Messages sent in `joined` when the join has no `after`.
+    #[arg(
+        long,
+        env = "CHARLA_JOIN_HISTORY",
+        value_name = "CHARLA_JOIN_HISTORY",
+        default_value_t = 50
+    )]
+    pub join_history: usize,
+
+    /// Flood control: `say`/`nick` tokens refilled per second; 0 turns flood
+    /// control off.
+    #[arg(
+        long,
+        env = "CHARLA_MSG_RATE",
+        value_name = "CHARLA_MSG_RATE",
+        default_value_t = 10.0
+    )]
+    pub msg_rate: f64,
+
+    /// Flood control: tokens in a full bucket (a new session starts full).
+    #[arg(
+        long,
+        env = "CHARLA_MSG_BURST",
+        value_name = "CHARLA_MSG_BURST",
+        default_value_t = 20
+    )]
+    pub msg_burst: u32,
+
+    /// Rooms kept in memory; beyond it the least recently active empty room is
+    /// evicted, and when none can go a new room is refused.
+    #[arg(
+        long,
+        env = "CHARLA_MAX_ROOMS",
+        value_name = "CHARLA_MAX_ROOMS",
+        default_value_t = 10_000
+    )]
+    pub max_rooms: usize,
+
+    /// Open WebSocket connections; an upgrade beyond it is answered 503.
+    #[arg(
+        long,
+        env = "CHARLA_MAX_CONNECTIONS",
+        value_name = "CHARLA_MAX_CONNECTIONS",
+        default_value_t = 10_000
+    )]
+    pub max_connections: usize,
+
+    /// Frames waiting to be written per session before it is closed as a slow
+    /// consumer (1008).
+    #[arg(
+        long,
+        env = "CHARLA_OUTBOX_FRAMES",
+        value_name = "CHARLA_OUTBOX_FRAMES",
+        default_value_t = DEFAULT_OUTBOX_FRAMES
+    )]
+    pub outbox_frames: usize,
+
+    /// Log filter, in `tracing` directive syntax (`info`, `charla_server=debug`).
+    #[arg(
+        long = "rust-log",
+        env = "RUST_LOG",
+        value_name = "RUST_LOG",
+        default_value = "info"
+    )]
+    pub log_filter: String,
+
+    /// Log format: `text` for people, `json` for one JSON object per line.
+    #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A setting that parsed but cannot work, or contradicts another.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// The defaults, as if started with no flag and no variable set (tests
+    /// start from here and shorten timings).
+    pub fn defaults() -> Config {
+        Config::parse_from_env_free(["charla"])
+    }
+
+    /// Parses flags only, ignoring the environment.
+    fn parse_from_env_free<I: IntoIterator<Item = &'static str>>(args: I) -> Config {
+        let mut command = <Config as clap::CommandFactory>::command();
+        // Stripping every `env` keeps a developer's environment out of the
+        // defaults tests rely on.
+        command = command.mut_args(|arg| arg.env(None::<&str>));
+        let matches = command
+            .try_get_matches_from(args)
+            .expect("the built-in defaults always parse");
+        <Config as clap::FromArgMatches>::from_arg_matches(&matches)
+            .expect("the built-in defaults always parse")
+    }
+
+    /// Checks the settings against each other; the error names the variables.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |text: &str| Err(ConfigError(text.to_owned()));
+        if self.heartbeat.is_zero() {
+            return fail("CHARLA_HEARTBEAT_SECS must be greater than 0");
+        }
+        if self.client_timeout <= self.heartbeat {
+            return fail("CHARLA_CLIENT_TIMEOUT_SECS must be greater than CHARLA_HEARTBEAT_SECS");
+        }
+        if self.max_frame_bytes < 1024 {
+            return fail("CHARLA_MAX_FRAME_BYTES must be at least 1024");
+        }
+        if self.max_rooms_per_session == 0 {
+            return fail("CHARLA_MAX_ROOMS_PER_SESSION must be at least 1");
+        }
+        if self.history == 0 {
+            return fail("CHARLA_HISTORY must be at least 1");
+        }
+        if self.join_history > self.history {
+            return fail("CHARLA_JOIN_HISTORY must not exceed CHARLA_HISTORY");
+        }
+        if !self.msg_rate.is_finite() || self.msg_rate < 0.0 {
+            return fail("CHARLA_MSG_RATE must be a number of tokens per second, 0 or more");
+        }
+        if self.msg_rate > 0.0 && self.msg_burst == 0 {
+            return fail("CHARLA_MSG_BURST must be at least 1 while CHARLA_MSG_RATE is not 0");
+        }
+        if self.max_rooms == 0 {
+            return fail("CHARLA_MAX_ROOMS must be at least 1");
+        }
+        if self.max_connections == 0 {
+            return fail("CHARLA_MAX_CONNECTIONS must be at least 1");
+        }
+        if self.outbox_frames < 2 {
+            return fail("CHARLA_OUTBOX_FRAMES must be at least 2");
+        }
+        Ok(())
+    }
+
+    /// Whether `say` and `nick` are rate limited at all.
+    pub fn flood_control(&self) -> bool {
+        self.msg_rate > 0.0
+    }
+}
+
+/// Parses a number of seconds, decimals allowed (`15`, `0.25`).
+fn parse_seconds(raw: &str) -> Result<Duration, String> {
+    let seconds: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("`{raw}` is not a usable number of seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = Config::defaults();
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.heartbeat, Duration::from_secs(15));
+        assert_eq!(config.client_timeout, Duration::from_secs(45));
+        assert_eq!(config.max_frame_bytes, 65_536);
+        assert_eq!(config.max_rooms_per_session, 16);
+        assert_eq!(config.history, 1000);
+        assert_eq!(config.join_history, 50);
+        assert_eq!(config.msg_rate, 10.0);
+        assert_eq!(config.msg_burst, 20);
+        assert_eq!(config.max_rooms, 10_000);
+        assert_eq!(config.max_connections, 10_000);
+        assert!(config.api_token.is_none());
+        assert!(config.allowed_origins.is_empty());
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn flags_are_named_after_their_variables() {
+        let config = Config::try_parse_from([
+            "charla",
+            "--port",
+            "9000",
+            "--msg-rate",
+            "0",
+            "--heartbeat-secs",
+            "0.5",
+            "--client-timeout-secs",
+            "2",
+            "--allowed-origins",
+            "https://a.example,https://b.example",
+        ])
+        .unwrap();
+        assert_eq!(config.port, 9000);
+        assert!(!config.flood_control());
+        assert_eq!(config.heartbeat, Duration::from_millis(500));
+        assert_eq!(
+            config.allowed_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn contradictions_name_the_variables() {
+        let mut config = Config::defaults();
+        config.client_timeout = config.heartbeat;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("CHARLA_CLIENT_TIMEOUT_SECS"), "{error}");
+        let mut config = Config::defaults();
+        config.msg_rate = -1.0;
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("CHARLA_MSG_RATE")
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! Errors at the HTTP boundary. Each maps to a status code and a JSON body
+//! `{"error": code, "message": text}`; internals are logged, never shown.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use charla_protocol::api::ApiError;
+
+/// Seconds a client refused for capacity or shutdown is asked to wait.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// Why an HTTP request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("no such room: room names are 1 to 64 letters, digits, '-' or '_'")]
+    InvalidRoom,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("names are 1 to 32 characters without control characters")]
+    InvalidName,
+    #[error("messages are 1 to 4000 characters")]
+    InvalidText,
+    #[error("a valid `Authorization: Bearer <token>` header is required")]
+    Unauthorized,
+    #[error("posting is disabled: the server has no CHARLA_API_TOKEN")]
+    PostingDisabled,
+    #[error("this origin may not open a WebSocket here")]
+    ForbiddenOrigin,
+    #[error("the server is at its connection limit; retry later")]
+    TooManyConnections,
+    #[error("the server is shutting down; retry later")]
+    ShuttingDown,
+    #[error("the server holds as many rooms as it may; retry later")]
+    TooManyRooms,
+    #[error("internal error")]
+    Internal,
+}
+
+impl HttpError {
+    fn code(&self) -> &'static str {
+        match self {
+            HttpError::InvalidRoom => "invalid_room",
+            HttpError::BadRequest(_) => "bad_request",
+            HttpError::InvalidName => "invalid_name",
+            HttpError::InvalidText => "invalid_text",
+            HttpError::Unauthorized => "unauthorized",
+            HttpError::PostingDisabled | HttpError::ForbiddenOrigin => "forbidden",
+            HttpError::TooManyConnections | HttpError::ShuttingDown | HttpError::TooManyRooms => {
+                "unavailable"
+            }
+            HttpError::Internal => "internal",
+        }
+    }
+}
+
+impl ResponseError for HttpError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            HttpError::InvalidRoom => StatusCode::NOT_FOUND,
+            HttpError::BadRequest(_) | HttpError::InvalidName | HttpError::InvalidText => {
+                StatusCode::BAD_REQUEST
+            }
+            HttpError::Unauthorized => StatusCode::UNAUTHORIZED,
+            HttpError::PostingDisabled | HttpError::ForbiddenOrigin => StatusCode::FORBIDDEN,
+            HttpError::TooManyConnections | HttpError::ShuttingDown | HttpError::TooManyRooms => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        match self {
+            HttpError::Unauthorized => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+            }
+            HttpError::TooManyConnections | HttpError::ShuttingDown | HttpError::TooManyRooms => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
+            }
+            _ => {}
+        }
+        response.json(ApiError {
+            error: self.code().to_owned(),
+            message: self.to_string(),
+        })
+    }
+}
+
+impl From<actix::MailboxError> for HttpError {
+    fn from(error: actix::MailboxError) -> Self {
+        tracing::error!(error = %error, "the registry did not answer");
+        HttpError::Internal
+    }
+}

@@ -1,0 +1,153 @@
+//! Counters and gauges for `/metrics`, in the Prometheus/OpenMetrics text
+//! format, kept with the `prometheus-client` crate.
+//!
+//! Every metric is an atomic (or, for the histogram, a lock only the registry
+//! takes), so the hot path records without a round trip and `/metrics` reads
+//! without asking any actor.
+
+use charla_protocol::ErrorCode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Labels of `charla_errors_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    code: String,
+}
+
+/// Every metric the server exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    connections: Gauge,
+    rooms: Gauge,
+    messages: Counter,
+    deliveries: Counter,
+    slow_consumers: Counter,
+    rate_limited: Counter,
+    errors: Family<ErrorLabels, Counter>,
+    fanout_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric under the `charla_` prefix.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("charla");
+        let connections = Gauge::default();
+        let rooms = Gauge::default();
+        let messages = Counter::default();
+        let deliveries = Counter::default();
+        let slow_consumers = Counter::default();
+        let rate_limited = Counter::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        // 10 µs to about 0.33 s, doubling.
+        let fanout_seconds = Histogram::new(exponential_buckets(0.000_01, 2.0, 16));
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            connections.clone(),
+        );
+        registry.register("rooms", "Rooms held in memory", rooms.clone());
+        registry.register("messages", "Messages accepted and stored", messages.clone());
+        registry.register(
+            "deliveries",
+            "Message events queued to room members",
+            deliveries.clone(),
+        );
+        registry.register(
+            "slow_consumers",
+            "Sessions closed with 1008 because their outbound queue was full",
+            slow_consumers.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused by flood control",
+            rate_limited.clone(),
+        );
+        registry.register("errors", "Error events sent, by code", errors.clone());
+        registry.register(
+            "fanout_seconds",
+            "Time from accepting a message to queueing it for the room's last member",
+            fanout_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            connections,
+            rooms,
+            messages,
+            deliveries,
+            slow_consumers,
+            rate_limited,
+            errors,
+            fanout_seconds,
+        }
+    }
+
+    /// Counts a new connection unless `max` are open already.
+    pub fn try_open_connection(&self, max: usize) -> bool {
+        let before = self.connections.inc();
+        if usize::try_from(before).is_ok_and(|open| open >= max) {
+            self.connections.dec();
+            return false;
+        }
+        true
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections.dec();
+    }
+
+    /// Open connections right now.
+    pub fn open_connections(&self) -> i64 {
+        self.connections.get()
+    }
+
+    pub fn set_rooms(&self, rooms: usize) {
+        self.rooms.set(i64::try_from(rooms).unwrap_or(i64::MAX));
+    }
+
+    /// A message was stored and queued to `members` members in `elapsed`.
+    pub fn message_fanned_out(&self, members: usize, elapsed: Duration) {
+        self.messages.inc();
+        self.deliveries.inc_by(members as u64);
+        self.fanout_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn slow_consumer(&self) {
+        self.slow_consumers.inc();
+    }
+
+    /// An error event was sent to a client.
+    pub fn error(&self, code: ErrorCode) {
+        if code == ErrorCode::RateLimited {
+            self.rate_limited.inc();
+        }
+        self.errors
+            .get_or_create(&ErrorLabels {
+                code: code.as_str().to_owned(),
+            })
+            .inc();
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}

@@ -1,0 +1,232 @@
+//! One actor per WebSocket connection: it reads the client's frames, keeps
+//! the heartbeat, answers what needs no shared state (`ping`, malformed
+//! requests, binary frames) and hands every room request to the registry.
+//!
+//! The actor never writes to the socket itself: it pushes into its
+//! [`Outbox`], whose writer task owns the sending half. It never waits
+//! either: a full outbox closes the connection as a slow consumer.
+//!
+//! Invariants:
+//! - `welcome` is the first frame queued, before the registry knows the
+//!   session, so nothing can overtake it;
+//! - requests reach the registry in the order the client sent them (one
+//!   sender, one FIFO mailbox);
+//! - the session leaves every room when the actor stops, whatever stopped it.
+
+use crate::app::{AppState, ConnectionPermit};
+use crate::metrics::Metrics;
+use crate::outbox::{Frame, Outbox};
+use crate::registry::{
+    Connect, Disconnect, Join, Leave, Registry, Rename, Say, SessionId, Typing, UnwatchRooms,
+    WatchRooms,
+};
+use actix::prelude::*;
+use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
+use charla_protocol::{
+    Command, ErrorCode, Member, Rejection, Request, ServerMessage, parse_request,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The writer task finished: the connection is closed or gone.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WriterDone;
+
+/// The per-connection actor.
+pub struct ChatSession {
+    id: SessionId,
+    member: Member,
+    outbox: Outbox,
+    registry: Addr<Registry>,
+    metrics: Arc<Metrics>,
+    heartbeat: Duration,
+    client_timeout: Duration,
+    last_heard: Instant,
+    span: tracing::Span,
+    /// Holds one of the `CHARLA_MAX_CONNECTIONS` places until the actor ends.
+    _permit: ConnectionPermit,
+}
+
+impl ChatSession {
+    pub fn new(
+        id: SessionId,
+        member: Member,
+        outbox: Outbox,
+        state: &AppState,
+        permit: ConnectionPermit,
+    ) -> ChatSession {
+        let span = tracing::info_span!("session", session = %id);
+        ChatSession {
+            id,
+            member,
+            outbox,
+            registry: state.registry.clone(),
+            metrics: state.metrics.clone(),
+            heartbeat: state.config.heartbeat,
+            client_timeout: state.config.client_timeout,
+            last_heard: Instant::now(),
+            span,
+            _permit: permit,
+        }
+    }
+
+    /// Queues a frame for this client; a full queue means a slow consumer.
+    fn push(&self, frame: Frame, ctx: &mut Context<Self>) {
+        if self.outbox.push(frame).is_err() && !self.outbox.is_closing() {
+            self.metrics.slow_consumer();
+            self.close(CloseCode::Policy, "too slow", ctx);
+        }
+    }
+
+    fn reply(&self, message: &ServerMessage, ctx: &mut Context<Self>) {
+        self.push(Frame::Text(message.to_json().into()), ctx);
+    }
+
+    fn reject(&self, rejection: Rejection, ctx: &mut Context<Self>) {
+        self.metrics.error(rejection.code);
+        let error = ServerMessage::Error {
+            code: rejection.code,
+            message: rejection.message,
+            reference: rejection.reference,
+        };
+        self.reply(&error, ctx);
+    }
+
+    /// Asks the writer to close with `code` and stops reading; the writer
+    /// sends the close frame after what is already on its way.
+    fn close(&self, code: CloseCode, reason: &str, ctx: &mut Context<Self>) {
+        self.outbox.close(code, reason);
+        ctx.stop();
+    }
+
+    fn handle_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        match parse_request(text) {
+            Ok(request) => self.dispatch(request, ctx),
+            Err(rejection) => self.reject(rejection, ctx),
+        }
+    }
+
+    /// Hands a valid request to whoever answers it.
+    fn dispatch(&mut self, request: Request, ctx: &mut Context<Self>) {
+        let Request { reference, command } = request;
+        let session = self.id;
+        match command {
+            Command::Ping => self.reply(&ServerMessage::Pong { reference }, ctx),
+            Command::Join { room, after } => self.registry.do_send(Join {
+                session,
+                room,
+                after,
+                reference,
+            }),
+            Command::Leave { room } => self.registry.do_send(Leave {
+                session,
+                room,
+                reference,
+            }),
+            Command::Say { room, text } => self.registry.do_send(Say {
+                session,
+                room,
+                text,
+                reference,
+            }),
+            Command::Typing { room } => self.registry.do_send(Typing {
+                session,
+                room,
+                reference,
+            }),
+            Command::Nick { name } => self.registry.do_send(Rename {
+                session,
+                name,
+                reference,
+            }),
+            Command::WatchRooms => self.registry.do_send(WatchRooms { session }),
+            Command::UnwatchRooms => self.registry.do_send(UnwatchRooms { session }),
+        }
+    }
+
+    /// Maps a read error to its close code: 1009 for a message over the
+    /// limit (a single frame, or a fragmented message in total), 1007 for
+    /// text that is not UTF-8, 1002 for anything else.
+    fn close_for(&self, error: &ProtocolError, ctx: &mut Context<Self>) {
+        let (code, reason) = match error {
+            ProtocolError::Overflow => (CloseCode::Size, "message too big"),
+            // actix-ws reports an oversized fragmented message as an I/O
+            // error of kind `Other`, and invalid UTF-8 as `InvalidData`.
+            ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                (CloseCode::Invalid, "text is not UTF-8")
+            }
+            ProtocolError::Io(_) => (CloseCode::Size, "message too big"),
+            _ => (CloseCode::Protocol, "protocol error"),
+        };
+        tracing::debug!(parent: &self.span, error = %error, "closing after a read error");
+        self.close(code, reason, ctx);
+    }
+}
+
+impl Actor for ChatSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        tracing::info!(parent: &self.span, name = %self.member.name, "session opened");
+        let welcome = ServerMessage::Welcome {
+            session: self.member.id.clone(),
+            name: self.member.name.clone(),
+        };
+        self.reply(&welcome, ctx);
+        self.registry.do_send(Connect {
+            session: self.id,
+            member: self.member.clone(),
+            outbox: self.outbox.clone(),
+        });
+        ctx.run_interval(self.heartbeat, |session, ctx| {
+            if session.last_heard.elapsed() > session.client_timeout {
+                tracing::info!(parent: &session.span, "heartbeat timed out");
+                session.close(CloseCode::Away, "heartbeat timeout", ctx);
+            } else {
+                // A full queue is left to the next broadcast to judge: a ping
+                // is not worth closing anyone over.
+                let _ = session.outbox.push(Frame::Ping);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        // Normal closure unless a more specific close was already asked for.
+        self.outbox.close(CloseCode::Normal, "");
+        self.registry.do_send(Disconnect { session: self.id });
+        tracing::info!(parent: &self.span, "session closed");
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for ChatSession {
+    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+        self.last_heard = Instant::now();
+        match item {
+            Ok(AggregatedMessage::Text(text)) => self.handle_text(&text, ctx),
+            Ok(AggregatedMessage::Binary(_)) => {
+                self.reject(Rejection::new(ErrorCode::Unsupported, None), ctx);
+            }
+            Ok(AggregatedMessage::Ping(payload)) => self.push(Frame::Pong(payload), ctx),
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(reason)) => {
+                // Echo the client's code, as RFC 6455 asks.
+                let code = reason.map_or(CloseCode::Normal, |r| r.code);
+                self.close(code, "", ctx);
+            }
+            Err(error) => self.close_for(&error, ctx),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Handler<WriterDone> for ChatSession {
+    type Result = ();
+
+    fn handle(&mut self, _msg: WriterDone, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

@@ -1,0 +1,160 @@
+//! `GET /ws`: everything decided before the upgrade (shutdown, origin,
+//! display name, connection cap), then the wiring of one connection: its
+//! outbox, its writer task and its session actor.
+
+use crate::app::AppState;
+use crate::error::HttpError;
+use crate::outbox::{Outbox, run_writer};
+use crate::registry::SessionId;
+use crate::session::{ChatSession, WriterDone};
+use actix::{Actor, AsyncContext};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use charla_protocol::{DisplayName, Member};
+use serde::Deserialize;
+
+/// Query of `GET /ws`.
+#[derive(Debug, Deserialize)]
+pub struct UpgradeQuery {
+    name: Option<String>,
+}
+
+/// Upgrades to a WebSocket session.
+pub async fn upgrade(
+    request: HttpRequest,
+    body: web::Payload,
+    query: web::Query<UpgradeQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    if state.is_shutting_down() {
+        return Err(HttpError::ShuttingDown.into());
+    }
+    if !origin_allowed(&request, &state.config.allowed_origins) {
+        tracing::info!(origin = ?request.headers().get(header::ORIGIN), "refused a cross-site upgrade");
+        return Err(HttpError::ForbiddenOrigin.into());
+    }
+    let name = match query.into_inner().name {
+        Some(raw) => DisplayName::parse(&raw)
+            .map_err(|_| HttpError::InvalidName)?
+            .into_string(),
+        None => format!("guest-{:04}", fastrand::u16(0..10_000)),
+    };
+    let Some(permit) = state.admit() else {
+        return Err(HttpError::TooManyConnections.into());
+    };
+    let (response, socket, stream) = actix_ws::handle(&request, body)?;
+    let limit = state.config.max_frame_bytes;
+    let stream = stream
+        .max_frame_size(limit)
+        .aggregate_continuations()
+        .max_continuation_size(limit);
+    let (outbox, receiver) = Outbox::channel(state.config.outbox_frames);
+    let id = SessionId(state.next_session_id());
+    let member = Member {
+        id: id.to_string(),
+        name,
+    };
+    let session = ChatSession::new(id, member, outbox, &state, permit);
+    let address = ChatSession::create(|ctx| {
+        ctx.add_stream(stream);
+        session
+    });
+    actix_web::rt::spawn(async move {
+        run_writer(socket, receiver).await;
+        address.do_send(WriterDone);
+    });
+    Ok(response)
+}
+
+/// Rule 4 and 24: no `Origin` (a non-browser client) passes; otherwise the
+/// origin's `host[:port]` must equal the request's `Host`, or the origin be
+/// listed (or the list hold `*`). `Origin: null` matches nothing.
+pub fn origin_allowed(request: &HttpRequest, allowed: &[String]) -> bool {
+    let Some(origin) = request.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let origin = origin.trim().trim_end_matches('/');
+    if origin == "null" {
+        return false;
+    }
+    if allowed
+        .iter()
+        .any(|a| a.trim() == "*" || a.trim().trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let Some((_scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    !authority.is_empty() && authority.eq_ignore_ascii_case(host.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn allowed(origin: Option<&str>, host: &str, list: &[&str]) -> bool {
+        let mut request = TestRequest::get().insert_header((header::HOST, host));
+        if let Some(origin) = origin {
+            request = request.insert_header((header::ORIGIN, origin));
+        }
+        let list: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
+        origin_allowed(&request.to_http_request(), &list)
+    }
+
+    #[test]
+    fn origins_follow_rules_4_and_24() {
+        assert!(allowed(None, "chat.example.com", &[]));
+        assert!(allowed(
+            Some("https://chat.example.com"),
+            "chat.example.com",
+            &[]
+        ));
+        assert!(allowed(
+            Some("http://localhost:8080"),
+            "localhost:8080",
+            &[]
+        ));
+        assert!(allowed(
+            Some("http://LOCALHOST:8080"),
+            "localhost:8080",
+            &[]
+        ));
+        assert!(!allowed(
+            Some("http://localhost:9090"),
+            "localhost:8080",
+            &[]
+        ));
+        assert!(!allowed(
+            Some("https://evil.example"),
+            "chat.example.com",
+            &[]
+        ));
+        assert!(!allowed(Some("null"), "chat.example.com", &[]));
+        assert!(!allowed(Some("null"), "chat.example.com", &["*"]));
+        assert!(allowed(
+            Some("https://other.example"),
+            "chat.example.com",
+            &["https://other.example"]
+        ));
+        assert!(!allowed(
+            Some("http://other.example"),
+            "chat.example.com",
+            &["https://other.example"]
+        ));
+        assert!(allowed(
+            Some("https://evil.example"),
+            "chat.example.com",
+            &["*"]
+        ));
+    }
+}
