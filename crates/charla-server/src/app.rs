@@ -80,9 +80,10 @@ pub struct Application {
 }
 
 impl Application {
-    /// Binds `0.0.0.0:PORT`. Must run inside an actix `System`.
+    /// Binds `CHARLA_HOST:PORT` (every interface by default). Must run
+    /// inside an actix `System`.
     pub fn build(config: Config) -> std::io::Result<Application> {
-        let listener = TcpListener::bind(("0.0.0.0", config.port))?;
+        let listener = TcpListener::bind((config.host, config.port))?;
         Application::with_listener(listener, config)
     }
 
@@ -109,8 +110,12 @@ impl Application {
                 .app_data(app_state.clone())
                 .route("/ws", web::get().to(ws::upgrade))
                 .configure(api::configure)
+                .configure(crate::pages::configure)
         })
         .disable_signals()
+        // Chat frames are small and latency matters: without this, Nagle's
+        // algorithm holds a frame back until the previous one is acknowledged.
+        .tcp_nodelay(true)
         .shutdown_timeout(STOP_TIMEOUT.as_secs())
         .listen(listener)?
         .run();

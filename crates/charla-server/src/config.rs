@@ -8,6 +8,7 @@
 //! [`Config::validate`] names the variables it compares.
 
 use clap::{Parser, ValueEnum};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Default number of frames a session may have waiting to be written before
@@ -21,6 +22,17 @@ pub struct Config {
     /// TCP port; the server listens on 0.0.0.0:PORT.
     #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8080)]
     pub port: u16,
+
+    /// Address to listen on. The default, every interface, is what a
+    /// platform's router needs; `127.0.0.1` keeps a local run (or a test)
+    /// unreachable from other machines.
+    #[arg(
+        long,
+        env = "CHARLA_HOST",
+        value_name = "CHARLA_HOST",
+        default_value = "0.0.0.0"
+    )]
+    pub host: IpAddr,
 
     /// Bearer token that allows `POST /api/rooms/{room}/messages`. Unset, posting
     /// is refused with 403.
@@ -257,6 +269,7 @@ mod tests {
     fn defaults_follow_the_contract() {
         let config = Config::defaults();
         assert_eq!(config.port, 8080);
+        assert_eq!(config.host, IpAddr::from([0, 0, 0, 0]));
         assert_eq!(config.heartbeat, Duration::from_secs(15));
         assert_eq!(config.client_timeout, Duration::from_secs(45));
         assert_eq!(config.max_frame_bytes, 65_536);

@@ -15,6 +15,8 @@
 //! - [`store`]: the storage seam: ids, history, the `ref` window.
 //! - [`directory`]: the room directory snapshot read by HTTP.
 //! - [`api`]: the JSON HTTP API, `/healthz` and `/metrics`.
+//! - [`pages`]: the browser's routes: lobby, room pages, embedded assets,
+//!   the 404 and 5xx pages (their templates and files are `charla-web`).
 //! - [`error`]: HTTP errors and their status codes.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and logging.
 //!
@@ -52,6 +54,7 @@ pub mod directory;
 pub mod error;
 pub mod metrics;
 pub mod outbox;
+pub mod pages;
 pub mod registry;
 pub mod session;
 pub mod store;

@@ -1,5 +1,5 @@
-//! The `charla` binary: configuration, logging, build, run until SIGTERM or
-//! SIGINT.
+//! The `charla` binary: configuration, logging, bind `CHARLA_HOST:PORT`,
+//! build, run until SIGTERM or SIGINT.
 
 use charla_server::{Application, Config, telemetry};
 use clap::Parser;
@@ -13,17 +13,18 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     telemetry::init(&config);
-    let port = config.port;
+    let (host, port) = (config.host, config.port);
     let application = match Application::build(config) {
         Ok(application) => application,
         Err(error) => {
-            tracing::error!(port, error = %error, "cannot listen");
+            tracing::error!(%host, port, error = %error, "cannot listen");
             return ExitCode::FAILURE;
         }
     };
     tracing::info!(
+        %host,
         port = application.port(),
-        "charla is listening on http://0.0.0.0:{}",
+        "charla is listening on http://{host}:{}",
         application.port()
     );
     match application.run_until_stopped(shutdown_signal()).await {

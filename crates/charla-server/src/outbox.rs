@@ -34,9 +34,14 @@ pub enum Frame {
     Pong(actix_web::web::Bytes),
 }
 
-/// The queue is full (a slow consumer) or the session is closing.
+/// Why a frame was not queued.
 #[derive(Debug, PartialEq, Eq)]
-pub struct NotQueued;
+pub enum NotQueued {
+    /// The queue is full: the client is a slow consumer.
+    Full,
+    /// A close was asked for: the frame would never be sent.
+    Closing,
+}
 
 /// The sending side of a session's outbound queue. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -80,9 +85,12 @@ impl Outbox {
     /// Queues a frame without waiting.
     pub fn push(&self, frame: Frame) -> Result<(), NotQueued> {
         if self.is_closing() {
-            return Err(NotQueued);
+            return Err(NotQueued::Closing);
         }
-        self.queue.try_send(frame).map_err(|_| NotQueued)
+        self.queue.try_send(frame).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => NotQueued::Full,
+            mpsc::error::TrySendError::Closed(_) => NotQueued::Closing,
+        })
     }
 
     /// Queues already serialised JSON.

@@ -17,7 +17,7 @@
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::metrics::Metrics;
-use crate::outbox::Outbox;
+use crate::outbox::{NotQueued, Outbox};
 use crate::store::{Appended, Draft, MessageStore, PageQuery};
 use actix::prelude::*;
 use actix_ws::CloseCode;
@@ -37,6 +37,9 @@ use tokio::sync::oneshot;
 pub const DIRECTORY_PUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Shortest time between two relayed `typing` events per member and room.
 pub const TYPING_RELAY_INTERVAL: Duration = Duration::from_secs(1);
+/// Requests an HTTP handler may have queued at the registry before its
+/// `send` waits for room.
+pub const REGISTRY_MAILBOX: usize = 65_536;
 /// The `from.id` of messages posted through the HTTP API.
 pub const API_SENDER_ID: &str = "api";
 
@@ -265,7 +268,7 @@ impl Registry {
     /// Serialises `message` and queues it for one session.
     fn send(&mut self, session: SessionId, message: &ServerMessage) {
         if let Some(state) = self.sessions.get(&session) {
-            if state.outbox.send(message).is_err() {
+            if state.outbox.send(message) == Err(NotQueued::Full) {
                 self.slow.push(session);
             }
         }
@@ -297,10 +300,10 @@ impl Registry {
             if Some(*id) == except {
                 continue;
             }
-            if seat.outbox.push_text(text.clone()).is_ok() {
-                reached += 1;
-            } else {
-                self.slow.push(*id);
+            match seat.outbox.push_text(text.clone()) {
+                Ok(()) => reached += 1,
+                Err(NotQueued::Full) => self.slow.push(*id),
+                Err(NotQueued::Closing) => {}
             }
         }
         reached
@@ -446,7 +449,7 @@ impl Registry {
             let watchers: Vec<SessionId> = registry.watchers.iter().copied().collect();
             for watcher in watchers {
                 if let Some(state) = registry.sessions.get(&watcher) {
-                    if state.outbox.push_text(text.clone()).is_err() {
+                    if state.outbox.push_text(text.clone()) == Err(NotQueued::Full) {
                         registry.slow.push(watcher);
                     }
                 }
@@ -521,9 +524,9 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // The registry is the hub of every session: never let its mailbox
-        // push back on senders.
-        ctx.set_mailbox_capacity(usize::MAX);
+        // Sessions use `do_send`, which never waits; this bounds only the
+        // HTTP handlers' `send`, which wait when the registry is this far behind.
+        ctx.set_mailbox_capacity(REGISTRY_MAILBOX);
     }
 }
 

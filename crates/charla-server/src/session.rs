@@ -15,7 +15,7 @@
 
 use crate::app::{AppState, ConnectionPermit};
 use crate::metrics::Metrics;
-use crate::outbox::{Frame, Outbox};
+use crate::outbox::{Frame, NotQueued, Outbox};
 use crate::registry::{
     Connect, Disconnect, Join, Leave, Registry, Rename, Say, SessionId, Typing, UnwatchRooms,
     WatchRooms,
@@ -44,8 +44,10 @@ pub struct ChatSession {
     client_timeout: Duration,
     last_heard: Instant,
     span: tracing::Span,
-    /// Holds one of the `CHARLA_MAX_CONNECTIONS` places until the actor ends.
-    _permit: ConnectionPermit,
+    /// One of the `CHARLA_MAX_CONNECTIONS` places, freed as the actor stops
+    /// (before the registry hears of it, so a place is free by the time the
+    /// other members see this session leave).
+    permit: Option<ConnectionPermit>,
 }
 
 impl ChatSession {
@@ -67,13 +69,13 @@ impl ChatSession {
             client_timeout: state.config.client_timeout,
             last_heard: Instant::now(),
             span,
-            _permit: permit,
+            permit: Some(permit),
         }
     }
 
     /// Queues a frame for this client; a full queue means a slow consumer.
     fn push(&self, frame: Frame, ctx: &mut Context<Self>) {
-        if self.outbox.push(frame).is_err() && !self.outbox.is_closing() {
+        if self.outbox.push(frame) == Err(NotQueued::Full) {
             self.metrics.slow_consumer();
             self.close(CloseCode::Policy, "too slow", ctx);
         }
@@ -194,6 +196,7 @@ impl Actor for ChatSession {
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         // Normal closure unless a more specific close was already asked for.
         self.outbox.close(CloseCode::Normal, "");
+        self.permit.take();
         self.registry.do_send(Disconnect { session: self.id });
         tracing::info!(parent: &self.span, "session closed");
     }

@@ -1,0 +1,400 @@
+// chat.js: ChatClient, the room protocol on top of a Connection, with no
+// DOM in it. It keeps, per open room, the last message id seen, and, for
+// every message the reader sent, its `ref` until the server has it. It
+// gives these guarantees to the page, through `onEvent(type, detail)`:
+//
+// - Resume without gap or duplicate. A (re)join asks for `after` = one
+//   before the last id seen, so the answer must begin with that very
+//   message: if it does, the room resumes right after it; if it does not
+//   (or the server says the history is incomplete and it reaches back to or
+//   below that id), the server restarted and its ids began again. The room
+//   is then reset (the page shows a "server restarted" divider) and joined
+//   once more without `after`, to get the new sequence's recent history.
+//   The overlap of one message is what catches a restart even when the new
+//   sequence has already grown past the last id we saw.
+// - Nothing lost, nothing doubled. Every `say` carries a fresh
+//   `crypto.randomUUID()` ref and stays pending until its `ack`; after a
+//   reconnect every pending message is sent again with its original ref
+//   (the server answers a known ref with the original id instead of storing
+//   it twice). A message refused for flood control is held and sent again
+//   after a pause; one refused for good is kept, with the reason, for the
+//   reader to edit, retry or discard.
+// - Order. Requests go out in the order the reader made them: joins first
+//   on a new connection, then the pending messages, oldest first; while a
+//   message is held for flood control, newer ones wait behind it.
+//
+// Events: state, welcome, joined, restarted, message, presence, typing,
+// pending (a pending message was added or changed), confirmed (a pending
+// message reached the room), discarded, room-error, name, name-error,
+// notice.
+
+import { Connection, socketUrl } from './connection.js';
+
+/** The least time between two `typing` requests for one room. */
+export const TYPING_SEND_INTERVAL_MS = 2_000;
+/** First pause after a `rate_limited`; doubles up to the cap while refused. */
+export const HOLD_BASE_MS = 1_000;
+export const HOLD_CAP_MS = 8_000;
+
+/** A fresh, globally unique ref (the contract asks for UUIDs). */
+function newRef() {
+  return crypto.randomUUID();
+}
+
+/**
+ * Enough of a message to recognise it again in a replay: its id, the
+ * millisecond the server accepted it and its sender's session id (random
+ * per server process). Not the text: HTML parsing normalises line breaks,
+ * so text read back from a server-rendered page may differ by a `\r`.
+ */
+export function fingerprint(message) {
+  return { id: message.id, at: message.at, fromId: message.from.id };
+}
+
+function sameMessage(message, print) {
+  return message.id === print.id && message.at === print.at && message.from.id === print.fromId;
+}
+
+export class ChatClient {
+  /**
+   * @param {object} options
+   * @param {string|null} options.name  display name for the next connection
+   * @param {(type: string, detail: object) => void} options.onEvent
+   */
+  constructor({ name, onEvent }) {
+    this.name = name;
+    this.emit = onEvent;
+    this.session = null;
+    /** Every session id this page had: "own" messages survive reconnects. */
+    this.ownSessions = new Set();
+    /** room -> {lastId, print, requestedAfter, resyncing, joined, members} */
+    this.rooms = new Map();
+    /** Messages not yet acknowledged, in the order they were written. */
+    this.pending = [];
+    /** `${room}\n${id}` -> ref: acknowledged, waiting for their own copy. */
+    this.awaitingEcho = new Map();
+    /** ref -> {kind, room}: joins and renames in flight, to route errors. */
+    this.requests = new Map();
+    this.lastTypingSent = new Map();
+    this.holdUntil = 0;
+    this.holdDelay = HOLD_BASE_MS;
+    this.holdTimer = 0;
+    this.connection = new Connection({
+      url: () => socketUrl(this.name),
+      onWelcome: (welcome) => this.welcomed(welcome),
+      onMessage: (message) => this.receive(message),
+      onLost: () => this.connectionLost(),
+      onState: (state) => this.emit('state', state),
+    });
+  }
+
+  start() {
+    this.connection.start();
+  }
+
+  get connected() {
+    return this.connection.connected;
+  }
+
+  isOwn(member) {
+    return this.ownSessions.has(member.id);
+  }
+
+  /**
+   * Opens a room. `lastId` is the id of the last message the page already
+   * shows (`null`: none shown, join for the recent history) and `print`
+   * that message's fingerprint, if known.
+   */
+  open(room, { lastId = null, print = null } = {}) {
+    if (this.rooms.has(room)) return;
+    this.rooms.set(room, {
+      lastId, print, requestedAfter: null, resyncing: false, joined: false, members: new Map(),
+    });
+    if (this.connected) this.join(room);
+  }
+
+  close(room) {
+    if (!this.rooms.delete(room)) return;
+    this.connection.send({ type: 'leave', room });
+    for (const item of this.pending.filter((p) => p.room === room)) this.discard(item.ref);
+  }
+
+  /** Queues a message; it is sent now if possible, else on reconnect. */
+  say(room, text) {
+    const item = { ref: newRef(), room, text, status: 'queued', error: null };
+    this.pending.push(item);
+    this.emit('pending', { item });
+    this.flush();
+    return item;
+  }
+
+  /** Sends `typing` for a room, at most every TYPING_SEND_INTERVAL_MS. */
+  typing(room) {
+    const now = Date.now();
+    if (now - (this.lastTypingSent.get(room) ?? 0) < TYPING_SEND_INTERVAL_MS) return;
+    if (this.connection.send({ type: 'typing', room })) this.lastTypingSent.set(room, now);
+  }
+
+  /** Changes the display name now, and for every later connection. */
+  rename(name) {
+    this.name = name;
+    const ref = newRef();
+    // Only the latest rename matters; a successful one is not acknowledged.
+    for (const [old, request] of this.requests) {
+      if (request.kind === 'nick') this.requests.delete(old);
+    }
+    this.requests.set(ref, { kind: 'nick' });
+    this.connection.send({ type: 'nick', name, ref });
+  }
+
+  /** Sends a held or failed message again, with its original ref. */
+  retry(ref) {
+    const item = this.pending.find((p) => p.ref === ref);
+    if (!item) return;
+    item.status = 'queued';
+    item.error = null;
+    this.emit('pending', { item });
+    this.flush();
+  }
+
+  /** Gives up a pending message (the reader chose to). */
+  discard(ref) {
+    const index = this.pending.findIndex((p) => p.ref === ref);
+    if (index < 0) return;
+    const [item] = this.pending.splice(index, 1);
+    this.emit('discarded', { item });
+  }
+
+  reconnectNow() {
+    this.connection.reconnectNow();
+  }
+
+  // --- connection life -------------------------------------------------
+
+  welcomed(welcome) {
+    this.session = welcome.session;
+    this.ownSessions.add(welcome.session);
+    this.name = welcome.name;
+    this.lastTypingSent.clear();
+    // Requests of the previous connection will never be answered.
+    this.requests.clear();
+    this.holdUntil = 0;
+    this.emit('welcome', welcome);
+    // Joins first: the server answers requests in order, so each room's
+    // `joined` arrives before the acks of the messages resent below.
+    for (const room of this.rooms.keys()) this.join(room);
+    for (const item of this.pending) {
+      if (item.status === 'sent' || item.status === 'held') item.status = 'queued';
+    }
+    this.flush();
+  }
+
+  connectionLost() {
+    for (const state of this.rooms.values()) state.joined = false;
+    for (const item of this.pending) {
+      if (item.status === 'sent' || item.status === 'held') {
+        item.status = 'queued';
+        this.emit('pending', { item });
+      }
+    }
+  }
+
+  join(room) {
+    const state = this.rooms.get(room);
+    const ref = newRef();
+    this.requests.set(ref, { kind: 'join', room });
+    const request = { type: 'join', room, ref };
+    if (state.lastId !== null) {
+      // One message of overlap when we know what it should be: see the
+      // file's header.
+      const after = state.print && state.lastId > 0 ? state.lastId - 1 : state.lastId;
+      request.after = after;
+      state.requestedAfter = after;
+    } else {
+      state.requestedAfter = null;
+    }
+    this.connection.send(request);
+  }
+
+  /** Sends what can be sent, in order, unless flood control holds us. */
+  flush() {
+    if (!this.connected) return;
+    const now = Date.now();
+    if (this.holdUntil > now) {
+      this.scheduleFlush(this.holdUntil - now);
+      return;
+    }
+    for (const item of this.pending) {
+      if (item.status !== 'queued') continue;
+      const room = this.rooms.get(item.room);
+      if (!room) continue;
+      if (!this.connection.send({ type: 'say', room: item.room, text: item.text, ref: item.ref })) return;
+      item.status = 'sent';
+      this.emit('pending', { item });
+    }
+  }
+
+  scheduleFlush(delay) {
+    window.clearTimeout(this.holdTimer);
+    this.holdTimer = window.setTimeout(() => {
+      for (const item of this.pending) {
+        if (item.status === 'held') {
+          item.status = 'queued';
+          item.error = null;
+        }
+      }
+      this.flush();
+    }, delay);
+  }
+
+  // --- server messages ---------------------------------------------------
+
+  receive(message) {
+    switch (message.type) {
+      case 'joined': this.joined(message); break;
+      case 'message': this.message(message); break;
+      case 'ack': this.ack(message); break;
+      case 'presence': this.presence(message); break;
+      case 'typing':
+        if (this.rooms.has(message.room)) this.emit('typing', message);
+        break;
+      case 'error': this.error(message); break;
+      default: break; // `left`, and anything newer than this client
+    }
+  }
+
+  joined({ room, members, history, complete }) {
+    const state = this.rooms.get(room);
+    if (!state) return; // closed while the join was on its way
+    state.joined = true;
+    for (const [ref, request] of this.requests) {
+      if (request.kind === 'join' && request.room === room) this.requests.delete(ref);
+    }
+    state.members = new Map(members.map((m) => [m.id, m.name]));
+    if (state.resyncing) {
+      // The plain re-join after a restart: everything here is new to us.
+      state.resyncing = false;
+      state.lastId = 0;
+      this.emit('joined', { room, members, gap: !complete, history });
+      for (const m of history) this.deliver(state, m);
+      return;
+    }
+    const after = state.requestedAfter;
+    let fresh = history;
+    let restarted = false;
+    let gap = false;
+    if (after !== null && state.print && after === state.lastId - 1) {
+      const [first] = history;
+      if (first && sameMessage(first, state.print)) {
+        fresh = history.slice(1);
+      } else if (first && !complete && first.id > state.lastId) {
+        gap = true; // same sequence, older messages left the server's memory
+      } else {
+        restarted = true;
+      }
+    } else if (after !== null && !complete) {
+      if (history.length === 0 || history.some((m) => m.id <= after)) restarted = true;
+      else gap = true;
+    }
+    if (restarted) {
+      this.restartRoom(room, state, members);
+      return;
+    }
+    this.emit('joined', { room, members, gap, history: fresh });
+    for (const m of fresh) this.deliver(state, m);
+  }
+
+  /** The server's ids for `room` began again: reset and re-join. */
+  restartRoom(room, state, members) {
+    state.lastId = 0;
+    state.print = null;
+    state.resyncing = true;
+    // Acknowledged by the old server but never seen: the new one does not
+    // have them. Send them again rather than lose them.
+    for (const [key, ref] of [...this.awaitingEcho]) {
+      if (!key.startsWith(`${room}\n`)) continue;
+      this.awaitingEcho.delete(key);
+      const item = this.pending.find((p) => p.ref === ref);
+      if (item) item.status = 'queued';
+    }
+    this.emit('restarted', { room, members });
+    this.connection.send({ type: 'join', room });
+    this.flush();
+  }
+
+  message(m) {
+    const state = this.rooms.get(m.room);
+    // While re-syncing, the coming `joined` carries these messages.
+    if (!state || state.resyncing) return;
+    this.deliver(state, m);
+  }
+
+  /** Shows one message at most once, and settles its pending copy. */
+  deliver(state, m) {
+    if (state.lastId !== null && m.id <= state.lastId) return;
+    state.lastId = m.id;
+    state.print = fingerprint(m);
+    const key = `${m.room}\n${m.id}`;
+    const ref = this.awaitingEcho.get(key);
+    if (ref !== undefined) {
+      this.awaitingEcho.delete(key);
+      this.settle(ref, m);
+    }
+    this.emit('message', { room: m.room, message: m, own: this.isOwn(m.from) });
+  }
+
+  ack({ ref, room, id }) {
+    const item = this.pending.find((p) => p.ref === ref);
+    if (!item) return;
+    this.holdDelay = HOLD_BASE_MS; // the server is taking messages again
+    const state = this.rooms.get(room);
+    if (state && state.lastId !== null && id <= state.lastId && !state.resyncing) {
+      this.settle(ref, null); // already shown (a replay brought it)
+    } else {
+      item.status = 'acked';
+      this.awaitingEcho.set(`${room}\n${id}`, ref);
+    }
+  }
+
+  settle(ref, message) {
+    const index = this.pending.findIndex((p) => p.ref === ref);
+    if (index < 0) return;
+    const [item] = this.pending.splice(index, 1);
+    this.emit('confirmed', { item, message });
+  }
+
+  presence({ room, event, member, count }) {
+    const state = this.rooms.get(room);
+    if (!state) return;
+    if (event === 'leave') state.members.delete(member.id);
+    else state.members.set(member.id, member.name);
+    if (event === 'rename' && member.id === this.session) this.emit('name', { name: member.name });
+    this.emit('presence', { room, event, member, count });
+  }
+
+  error({ code, message, ref }) {
+    const item = ref === undefined ? undefined : this.pending.find((p) => p.ref === ref);
+    if (item) {
+      if (code === 'rate_limited') {
+        item.status = 'held';
+        this.holdUntil = Date.now() + this.holdDelay;
+        this.scheduleFlush(this.holdDelay);
+        this.holdDelay = Math.min(HOLD_CAP_MS, this.holdDelay * 2);
+      } else {
+        item.status = 'failed';
+      }
+      item.error = { code, message };
+      this.emit('pending', { item });
+      return;
+    }
+    const request = ref === undefined ? undefined : this.requests.get(ref);
+    if (request) this.requests.delete(ref);
+    if (request?.kind === 'join') {
+      this.emit('room-error', { room: request.room, code, message });
+    } else if (request?.kind === 'nick') {
+      this.emit('name-error', { code, message });
+    } else {
+      this.emit('notice', { code, message });
+    }
+  }
+}

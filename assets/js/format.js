@@ -1,0 +1,91 @@
+// format.js: pure helpers shared by the pages: the contract's name rules
+// (checked here too, so a bad value is explained before it reaches the
+// server), error codes in plain words, name colours and message times in
+// the reader's locale and time zone. No DOM, no state.
+
+/** Longest display name, in Unicode scalar values (contract: 1 to 32). */
+export const MAX_NAME_CHARS = 32;
+/** Longest message, in Unicode scalar values after trimming. */
+export const MAX_TEXT_CHARS = 4000;
+/** Distinct name colours; `NAME_HUES` in charla-web's pages.rs must match. */
+export const NAME_HUES = 8;
+/** Consecutive messages by one sender closer than this share one header. */
+export const GROUP_WINDOW_MS = 5 * 60 * 1000;
+
+const ROOM_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+// C0, DEL and C1 control characters: forbidden anywhere in a name.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
+
+/** The canonical (lowercased) room name, or null when it is not valid. */
+export function roomName(raw) {
+  const name = String(raw).trim().toLowerCase();
+  return ROOM_PATTERN.test(name) ? name : null;
+}
+
+/** The trimmed display name, or null when the server would refuse it. */
+export function displayName(raw) {
+  const name = String(raw).trim();
+  const length = [...name].length; // scalar values, like the server
+  return length >= 1 && length <= MAX_NAME_CHARS && !CONTROL.test(name) ? name : null;
+}
+
+/** Length of a message as the server counts it (scalar values, trimmed). */
+export function textLength(text) {
+  return [...String(text).trim()].length;
+}
+
+const ERROR_WORDS = {
+  rate_limited: 'You are sending messages faster than this server allows. Charla will send it again in a moment.',
+  invalid_text: `Messages must be between 1 and ${MAX_TEXT_CHARS} characters.`,
+  invalid_name: `Names must be 1 to ${MAX_NAME_CHARS} characters, without control characters.`,
+  invalid_room: 'Room names are 1 to 64 letters, digits, “-” or “_”, starting with a letter or a digit.',
+  not_joined: 'You are not in this room right now.',
+  too_many_rooms: 'You have as many rooms open as the server allows. Close one to open another.',
+  bad_request: 'The server did not understand that request.',
+  unsupported: 'The server does not support that.',
+};
+
+/** A server error code in plain words (falls back to the server's text). */
+export function errorWords(code, serverMessage) {
+  return ERROR_WORDS[code] ?? serverMessage ?? 'Something went wrong.';
+}
+
+/**
+ * The colour class index of a member, a stable hash of their session id.
+ * Must stay identical to `hue_of` in crates/charla-web/src/pages.rs:
+ * h = h * 31 + code unit, wrapping at 32 bits.
+ */
+export function hueOf(id) {
+  let hash = 0;
+  for (let i = 0; i < id.length; i += 1) {
+    hash = (Math.imul(hash, 31) + id.charCodeAt(i)) >>> 0;
+  }
+  return hash % NAME_HUES;
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const dayTimeFormat = new Intl.DateTimeFormat(undefined, {
+  month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
+});
+const fullFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
+
+/** Short time for a message: the time today, or date and time otherwise. */
+export function shortTime(ms, now = new Date()) {
+  const date = new Date(ms);
+  return date.toDateString() === now.toDateString()
+    ? timeFormat.format(date)
+    : dayTimeFormat.format(date);
+}
+
+/** Full date and time, for the tooltip. */
+export function fullTime(ms) {
+  return fullFormat.format(new Date(ms));
+}
+
+/** "ana is typing…" for one to several names. */
+export function typingSentence(names) {
+  if (names.length === 0) return '';
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  return `${names.length} people are typing…`;
+}

@@ -1,0 +1,206 @@
+//! `churn`: steady members chat in a few rooms at a fixed rate while other
+//! clients connect, join a room, stay a moment, leave and disconnect, at a
+//! steady rate of cycles per second.
+//!
+//! The steady members are counted like any run (every owed delivery, no
+//! duplicates). A churning client is in its room only for a while, so it is
+//! owed no fixed set of messages; instead it checks what the contract
+//! promises while connected: per sender, the messages it does hear follow
+//! each other without a gap and without a repeat. Its gaps count as lost, its
+//! repeats as duplicated. A cycle that is refused, closed or takes longer
+//! than its dwell plus [`CYCLE_TIMEOUT`] counts as failed.
+
+use crate::report::{ChurnFigures, Latency, Report};
+use crate::stats::{Histogram, Tally};
+use crate::traffic::{self, Pace, Phase, RoomPlan, Shared, round3};
+use crate::wire::{Client, Error, Event};
+use crate::{Options, parse_seconds};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+
+/// Longest a cycle may take beyond its dwell.
+pub const CYCLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `churn`'s sizes.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ChurnArgs {
+    /// Rooms the steady members chat in.
+    #[arg(long, default_value_t = 20)]
+    pub rooms: usize,
+    /// Steady members per room; one of them sends.
+    #[arg(long, default_value_t = 10)]
+    pub members: usize,
+    /// Messages per second, all rooms together.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Connect-join-leave-disconnect cycles started per second.
+    #[arg(long, default_value_t = 50.0)]
+    pub churn_rate: f64,
+    /// How long a churning client stays in its room.
+    #[arg(long = "dwell-secs", default_value = "1", value_parser = parse_seconds)]
+    pub dwell: Duration,
+    /// Churning clients alive at once, at most; a cycle due beyond it is
+    /// counted as failed.
+    #[arg(long, default_value_t = 1000)]
+    pub max_churners: usize,
+}
+
+/// What the churning clients counted.
+#[derive(Debug, Default)]
+pub struct ChurnState {
+    pub cycles: AtomicU64,
+    failed: AtomicU64,
+    deliveries: AtomicU64,
+    gaps: AtomicU64,
+    duplicated: AtomicU64,
+    connect_join: Mutex<Histogram>,
+}
+
+impl ChurnState {
+    /// The figures for the report, plus the gaps and duplicates to add to
+    /// the run's lost and duplicated.
+    pub fn figures(&self, elapsed: Duration) -> (ChurnFigures, u64, u64) {
+        let cycles = self.cycles.load(Ordering::Relaxed);
+        let histogram = self.connect_join.lock().expect("cycles are done");
+        (
+            ChurnFigures {
+                cycles,
+                failed: self.failed.load(Ordering::Relaxed),
+                cycles_per_s: round3(cycles as f64 / elapsed.as_secs_f64()),
+                connect_join_ms: Latency::of(&histogram),
+                deliveries: self.deliveries.load(Ordering::Relaxed),
+            },
+            self.gaps.load(Ordering::Relaxed),
+            self.duplicated.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Runs `churn`: rooms `c0`, `c1`, ... of steady members, plus the cycles.
+pub async fn run(options: &Options, args: &ChurnArgs) -> Result<Report, Error> {
+    let plan = (0..args.rooms.max(1))
+        .map(|i| RoomPlan {
+            name: format!("c{i}"),
+            members: args.members,
+            senders: 1.min(args.members),
+        })
+        .collect();
+    traffic::run_plan(
+        options,
+        "churn",
+        plan,
+        Pace::Fixed { rate: args.rate },
+        Some(args),
+    )
+    .await
+}
+
+/// Starts cycles at `args.churn_rate` until sending stops, then waits for
+/// those in flight (each bounded by its own timeout).
+pub async fn drive(
+    shared: Arc<Shared>,
+    args: ChurnArgs,
+    rooms: Vec<String>,
+    state: Arc<ChurnState>,
+) {
+    if args.churn_rate <= 0.0 || rooms.is_empty() {
+        return;
+    }
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.churn_rate));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let alive = Arc::new(Semaphore::new(args.max_churners.max(1)));
+    let mut phase = shared.phase.subscribe();
+    let mut cycles = JoinSet::new();
+    let mut index = 0usize;
+    loop {
+        tokio::select! {
+            biased;
+            _ = phase.wait_for(|p| *p >= Phase::StopSending) => break,
+            _ = ticker.tick() => {}
+        }
+        let Ok(permit) = alive.clone().try_acquire_owned() else {
+            state.failed.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let room = rooms[index % rooms.len()].clone();
+        let (shared, state) = (shared.clone(), state.clone());
+        let dwell = args.dwell;
+        cycles.spawn(async move {
+            let result = tokio::time::timeout(
+                dwell + CYCLE_TIMEOUT,
+                cycle(&shared, &state, index, &room, dwell),
+            )
+            .await
+            .unwrap_or_else(|_| Err("a churn cycle timed out".into()));
+            match result {
+                Ok(()) => state.cycles.fetch_add(1, Ordering::Relaxed),
+                Err(error) => {
+                    shared.error(format!("churn cycle {index}: {error}"));
+                    state.failed.fetch_add(1, Ordering::Relaxed)
+                }
+            };
+            drop(permit);
+        });
+        index += 1;
+        while cycles.try_join_next().is_some() {}
+    }
+    while cycles.join_next().await.is_some() {}
+}
+
+/// Connect, join, stay `dwell` counting, leave, disconnect.
+async fn cycle(
+    shared: &Shared,
+    state: &ChurnState,
+    index: usize,
+    room: &str,
+    dwell: Duration,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let mut client = Client::connect(
+        &shared.options.url,
+        shared.options.target,
+        &format!("churn-{index}"),
+    )
+    .await?;
+    client.join_and_wait(room).await?;
+    state
+        .connect_join
+        .lock()
+        .expect("no cycle panics holding it")
+        .record(started.elapsed().as_micros() as u64);
+    let mut tally = Tally::default();
+    let until = tokio::time::Instant::now() + dwell;
+    let mut leaving = false;
+    loop {
+        let event = tokio::select! {
+            () = tokio::time::sleep_until(until), if !leaving => {
+                client.leave(room).await?;
+                leaving = true;
+                continue;
+            }
+            event = client.next_event() => event?,
+        };
+        match event {
+            Event::Stamped(stamp) => {
+                tally.record(stamp.sender, stamp.seq);
+            }
+            Event::Left { room: left } if left == room => break,
+            Event::Error(error) => return Err(error.into()),
+            Event::Closed(code) => return Err(format!("closed by the server ({code:?})").into()),
+            _ => {}
+        }
+    }
+    client.close().await;
+    state
+        .deliveries
+        .fetch_add(tally.received, Ordering::Relaxed);
+    state.gaps.fetch_add(tally.gaps, Ordering::Relaxed);
+    state
+        .duplicated
+        .fetch_add(tally.duplicated, Ordering::Relaxed);
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Charla's load generator: drives many WebSocket clients against Charla or
+//! against the Socket.IO peer in `bench/peers/socketio`, and reports what the
+//! issue asks for as one JSON line per run.
+//!
+//! # Layout
+//!
+//! - [`wire`]: one client, speaking Charla's protocol (through
+//!   `charla-protocol`'s types) or Engine.IO v4 / Socket.IO.
+//! - [`marker`]: the `{sender, seq, sent_at}` stamp inside each chat text, and
+//!   the fast scanner that reads it from a frame.
+//! - [`stats`]: the latency histogram and the per-client duplicate and gap
+//!   tally.
+//! - [`traffic`]: the engine behind `fanout`, `rooms` and `churn`: members
+//!   join, senders send at a fixed rate or in a closed loop, everyone counts.
+//! - [`churn`]: the clients that connect, join, leave and disconnect while
+//!   the others chat.
+//! - [`idle`]: many joined connections held idle; server RSS per connection.
+//! - [`process`]: the server's CPU time and RSS from `/proc/<pid>`.
+//! - [`report`]: the result, printed as one JSON line.
+//!
+//! # Bounds
+//!
+//! Every loop is bounded in count and time: setup has a deadline, sending
+//! stops after `--duration`, draining after `--drain`, and each churn cycle
+//! and close has its own timeout. Only loopback addresses are accepted as
+//! targets.
+
+pub mod churn;
+pub mod idle;
+pub mod marker;
+pub mod process;
+pub mod report;
+pub mod stats;
+pub mod traffic;
+pub mod wire;
+
+pub use report::Report;
+pub use wire::{Error, Target};
+
+use std::time::Duration;
+
+/// Settings shared by every scenario.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Options {
+    /// Base WebSocket URL of the server, loopback only
+    /// (`ws://127.0.0.1:PORT`).
+    #[arg(long)]
+    pub url: String,
+
+    /// Which protocol the server speaks.
+    #[arg(long, value_enum, default_value_t = Target::Charla)]
+    pub target: Target,
+
+    /// The server's process id, for its CPU time and RSS from /proc.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+
+    /// Seconds of sending (or of holding, for `idle`).
+    #[arg(long = "duration-secs", default_value = "10", value_parser = parse_seconds)]
+    pub duration: Duration,
+
+    /// Longest wait, after sending stops, for owed deliveries to arrive.
+    #[arg(long = "drain-secs", default_value = "5", value_parser = parse_seconds)]
+    pub drain: Duration,
+
+    /// Longest wait for every client to connect and join.
+    #[arg(long = "setup-secs", default_value = "120", value_parser = parse_seconds)]
+    pub setup: Duration,
+
+    /// Clients connecting at the same time during setup.
+    #[arg(long, default_value_t = 64)]
+    pub connect_concurrency: usize,
+
+    /// Bytes of chat text per message (the stamp, padded).
+    #[arg(long, default_value_t = 64)]
+    pub text_bytes: usize,
+
+    /// No live progress line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Options {
+    /// Options for `url` with the defaults above.
+    pub fn new(url: impl Into<String>, target: Target) -> Options {
+        Options {
+            url: url.into(),
+            target,
+            server_pid: None,
+            duration: Duration::from_secs(10),
+            drain: Duration::from_secs(5),
+            setup: Duration::from_secs(120),
+            connect_concurrency: 64,
+            text_bytes: 64,
+            quiet: false,
+        }
+    }
+}
+
+/// A scenario and its sizes.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Scenario {
+    /// One room, many members, a few senders.
+    Fanout(traffic::FanoutArgs),
+    /// Many small rooms, one sender each.
+    Rooms(traffic::RoomsArgs),
+    /// Many joined connections held idle.
+    Idle(idle::IdleArgs),
+    /// Clients connecting, joining, leaving and disconnecting while others
+    /// chat.
+    Churn(churn::ChurnArgs),
+}
+
+/// Runs one scenario against the server at `options.url`.
+pub async fn run(options: &Options, scenario: &Scenario) -> Result<Report, Error> {
+    check_loopback(&options.url)?;
+    match scenario {
+        Scenario::Fanout(args) => traffic::fanout(options, args).await,
+        Scenario::Rooms(args) => traffic::rooms(options, args).await,
+        Scenario::Idle(args) => idle::run(options, args).await,
+        Scenario::Churn(args) => churn::run(options, args).await,
+    }
+}
+
+/// Refuses any target but this machine's loopback interface.
+fn check_loopback(url: &str) -> Result<(), Error> {
+    let rest = url
+        .strip_prefix("ws://")
+        .ok_or_else(|| format!("--url must start with ws:// (got {url})"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!("refusing {url}: the load generator only targets loopback addresses").into())
+    }
+}
+
+/// Parses a number of seconds, decimals allowed.
+pub fn parse_seconds(raw: &str) -> Result<Duration, String> {
+    let seconds: f64 = raw
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{raw}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{raw}` is not usable seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets_are_accepted() {
+        assert!(check_loopback("ws://127.0.0.1:9000").is_ok());
+        assert!(check_loopback("ws://127.8.0.1:9000/").is_ok());
+        assert!(check_loopback("ws://localhost:9000").is_ok());
+        assert!(check_loopback("ws://[::1]:9000").is_ok());
+        assert!(check_loopback("ws://10.0.0.2:9000").is_err());
+        assert!(check_loopback("ws://example.com").is_err());
+        assert!(check_loopback("http://127.0.0.1:9000").is_err());
+    }
+}

@@ -1,0 +1,13 @@
+//! Integration tests: each starts the real server on `127.0.0.1:0` and talks
+//! to it over real WebSocket and HTTP connections. One test binary, with the
+//! shared harness in `helpers.rs`.
+
+mod helpers;
+
+mod config_cli;
+mod delivery;
+mod http_api;
+mod limits;
+mod presence;
+mod requests;
+mod transport;

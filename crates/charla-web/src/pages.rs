@@ -1,0 +1,269 @@
+//! One struct per HTML page. Each derives [`askama::Template`] from a file in
+//! the workspace's `templates/`; askama checks the templates at build time
+//! and escapes every value (user text included) by default.
+//!
+//! The room page is the one with data: it renders a room's recent history
+//! and members so the page is readable without JavaScript, and carries the
+//! id of the last message it rendered (`data-last-id`) so the live client
+//! resumes exactly there. Pages hand data to the client only in `data-*`
+//! attributes: the Content-Security-Policy forbids inline scripts.
+
+use crate::clock;
+use askama::Template;
+use charla_protocol::{ChatMessage, Member, RoomSummary};
+
+/// `from.id` of messages posted through the HTTP API: their sender's name
+/// is whatever the poster claimed, so pages mark them.
+pub const API_SENDER_ID: &str = "api";
+
+/// Distinct name colours; the client (`assets/js/format.js`) uses the same
+/// count and the same hash, so a person keeps their colour across renders.
+pub const NAME_HUES: u32 = 8;
+
+/// The colour class of a member: a stable hash of the session id.
+///
+/// Kept identical to `hueOf` in `assets/js/format.js`: `h = h * 31 + c`
+/// over UTF-16 code units, wrapping at 32 bits (ids are ASCII, so bytes and
+/// code units agree).
+pub fn hue_of(id: &str) -> u32 {
+    let hash = id.encode_utf16().fold(0u32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(u32::from(unit))
+    });
+    hash % NAME_HUES
+}
+
+/// `GET /`: the lobby with the live room directory.
+#[derive(Debug, Template)]
+#[template(path = "lobby.html")]
+pub struct LobbyPage {
+    rooms: Vec<RoomSummary>,
+}
+
+impl LobbyPage {
+    /// The lobby listing `rooms` (rooms with members, most members first).
+    pub fn new(rooms: Vec<RoomSummary>) -> LobbyPage {
+        LobbyPage { rooms }
+    }
+}
+
+/// One member line of the room page.
+#[derive(Debug)]
+pub struct MemberView {
+    id: String,
+    name: String,
+    hue: u32,
+}
+
+/// One message of the room page, with its times pre-formatted.
+#[derive(Debug)]
+pub struct MessageView {
+    id: u64,
+    from_id: String,
+    from_name: String,
+    text: String,
+    at: u64,
+    /// RFC 3339 UTC, for `<time datetime>`.
+    datetime: String,
+    /// `HH:MM UTC`, shown until the client localises it.
+    time: String,
+    hue: u32,
+    via_api: bool,
+}
+
+impl From<ChatMessage> for MessageView {
+    fn from(message: ChatMessage) -> MessageView {
+        MessageView {
+            id: message.id,
+            hue: hue_of(&message.from.id),
+            via_api: message.from.id == API_SENDER_ID,
+            from_id: message.from.id,
+            from_name: message.from.name,
+            text: message.text,
+            at: message.at,
+            datetime: clock::rfc3339(message.at),
+            time: clock::short_utc(message.at),
+        }
+    }
+}
+
+/// `GET /rooms/{room}`: recent history and members, then live.
+#[derive(Debug, Template)]
+#[template(path = "room.html")]
+pub struct RoomPage {
+    room: String,
+    members: Vec<MemberView>,
+    messages: Vec<MessageView>,
+    /// Id of the last rendered message; 0 when there is none.
+    last_id: u64,
+    /// Whether messages older than the first rendered one exist (the
+    /// client offers "load older messages").
+    has_older: bool,
+}
+
+impl RoomPage {
+    /// The page of `room` (already validated and lowercased) with its
+    /// current `members` and recent `history` (ascending ids).
+    pub fn new(room: &str, members: Vec<Member>, history: Vec<ChatMessage>) -> RoomPage {
+        let last_id = history.last().map_or(0, |m| m.id);
+        let has_older = history.first().is_some_and(|m| m.id > 1);
+        RoomPage {
+            room: room.to_owned(),
+            members: members
+                .into_iter()
+                .map(|m| MemberView {
+                    hue: hue_of(&m.id),
+                    id: m.id,
+                    name: m.name,
+                })
+                .collect(),
+            messages: history.into_iter().map(MessageView::from).collect(),
+            last_id,
+            has_older,
+        }
+    }
+
+    /// Id of the last message the page shows; the client joins with
+    /// `after` derived from it.
+    pub fn last_id(&self) -> u64 {
+        self.last_id
+    }
+}
+
+/// The 404 page: an invalid room name, or a path that is nothing here.
+#[derive(Debug, Template)]
+#[template(path = "not_found.html")]
+pub struct NotFoundPage {
+    heading: String,
+    detail: String,
+    /// What was asked for, shown back (escaped) so a typo is easy to spot.
+    asked: String,
+}
+
+impl NotFoundPage {
+    /// `/rooms/{raw}` where `raw` is not a valid room name.
+    pub fn invalid_room(raw: &str) -> NotFoundPage {
+        NotFoundPage {
+            heading: "That is not a room name".to_owned(),
+            detail: "Room names are 1 to 64 letters, digits, '-' or '_', and start \
+                     with a letter or a digit."
+                .to_owned(),
+            asked: raw.to_owned(),
+        }
+    }
+
+    /// Any other path that matches nothing.
+    pub fn unknown_path(path: &str) -> NotFoundPage {
+        NotFoundPage {
+            heading: "Nothing here".to_owned(),
+            detail: "This page does not exist. Rooms live at /rooms/<name>.".to_owned(),
+            asked: path.to_owned(),
+        }
+    }
+}
+
+/// The friendly page for a 5xx: what happened in plain words, no internals.
+#[derive(Debug, Default, Template)]
+#[template(path = "server_error.html")]
+pub struct ServerErrorPage;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, name: &str) -> Member {
+        Member {
+            id: id.into(),
+            name: name.into(),
+        }
+    }
+
+    fn message(id: u64, from: Member, text: &str) -> ChatMessage {
+        ChatMessage {
+            room: "general".into(),
+            id,
+            from,
+            text: text.into(),
+            at: 1_700_000_000_000,
+        }
+    }
+
+    #[test]
+    fn hues_match_the_client_hash() {
+        // Values computed with the client's `hueOf` in a browser.
+        assert_eq!(hue_of(""), 0);
+        assert_eq!(hue_of("api"), 96_794 % NAME_HUES);
+        assert_eq!(hue_of("0000000000000001"), hue_of("0000000000000001"));
+        assert!((0..NAME_HUES).contains(&hue_of("7fffffffffffffff")));
+    }
+
+    #[test]
+    fn the_room_page_escapes_user_text_and_carries_its_last_id() {
+        let ana = member("00000000000000a1", "<b>ana</b>");
+        let page = RoomPage::new(
+            "general",
+            vec![ana.clone()],
+            vec![
+                message(41, ana.clone(), "<img src=x onerror=alert(1)>"),
+                message(42, member("api", "bot \"q\""), "a & b"),
+            ],
+        );
+        assert_eq!(page.last_id(), 42);
+        let html = page.render().unwrap();
+        assert!(html.contains("data-last-id=\"42\""), "{html}");
+        assert!(html.contains("data-room=\"general\""));
+        assert!(!html.contains("<img src=x"), "{html}");
+        assert!(
+            html.contains("&#60;img src=x onerror=alert(1)&#62;"),
+            "{html}"
+        );
+        assert!(!html.contains("<b>ana</b>"));
+        assert!(html.contains("a &#38; b"));
+        assert!(html.contains("datetime=\"2023-11-14T22:13:20Z\""));
+        assert!(html.contains("22:13 UTC"));
+        assert!(html.contains("data-has-older=\"true\""));
+        assert!(!html.contains("<script>"), "no inline script");
+        assert!(!html.contains(" style="), "no inline style");
+        assert!(!html.contains(" onclick"), "no inline handler");
+        assert!(html.contains("<script type=\"module\" src=\"/assets/js/room.js\"></script>"));
+    }
+
+    #[test]
+    fn an_empty_room_renders_with_last_id_zero() {
+        let page = RoomPage::new("quiet", Vec::new(), Vec::new());
+        assert_eq!(page.last_id(), 0);
+        let html = page.render().unwrap();
+        assert!(html.contains("data-last-id=\"0\""));
+        assert!(html.contains("data-has-older=\"false\""));
+    }
+
+    #[test]
+    fn the_lobby_lists_rooms_and_explains_itself() {
+        let html = LobbyPage::new(vec![RoomSummary {
+            name: "general".into(),
+            members: 3,
+            last_id: 9,
+        }])
+        .render()
+        .unwrap();
+        assert!(html.contains("href=\"/rooms/general\""));
+        assert!(html.contains("3 online"));
+        assert!(html.contains("Charla"));
+        assert!(html.contains("<script type=\"module\" src=\"/assets/js/lobby.js\"></script>"));
+        let empty = LobbyPage::new(Vec::new()).render().unwrap();
+        assert!(empty.contains("Nobody is chatting"));
+    }
+
+    #[test]
+    fn error_pages_escape_what_was_asked() {
+        let html = NotFoundPage::invalid_room("<script>x</script>")
+            .render()
+            .unwrap();
+        assert!(
+            html.contains("&#60;script&#62;x&#60;/script&#62;"),
+            "{html}"
+        );
+        assert!(!html.contains("<script>x"));
+        let html = ServerErrorPage.render().unwrap();
+        assert!(html.contains("Something went wrong"));
+    }
+}
