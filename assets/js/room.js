@@ -648,7 +648,8 @@ openRoomForm.addEventListener('submit', (event) => {
 
 nameForm.hidden = false;
 nameInput.value = storedName ?? '';
-if (!storedName) showFormError(nameForm, 'Choose a name so people know who you are.');
+const nameHint = document.getElementById('name-hint');
+nameHint.hidden = Boolean(storedName);
 nameForm.addEventListener('submit', (event) => {
   event.preventDefault();
   const name = displayName(nameInput.value);
@@ -657,6 +658,7 @@ nameForm.addEventListener('submit', (event) => {
     return;
   }
   showFormError(nameForm, '');
+  nameHint.hidden = true;
   saveName(name);
   client.rename(name);
 });

@@ -107,6 +107,9 @@ impl Application {
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
+                // One span per request (method, path, status, latency), the
+                // parent of whatever the handler logs.
+                .wrap(tracing_actix_web::TracingLogger::default())
                 .app_data(app_state.clone())
                 .route("/ws", web::get().to(ws::upgrade))
                 .configure(api::configure)

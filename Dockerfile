@@ -1,0 +1,29 @@
+# Charla in one container: a multi-stage build whose runtime image holds only
+# the `charla` binary (templates and assets are compiled into it).
+# Builder and runtime share Debian 12 (bookworm), so the binary's glibc matches.
+
+FROM rust:1.95-slim-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.73
+WORKDIR /app
+
+# The dependency recipe changes only when Cargo.toml or Cargo.lock do, so the
+# layer that compiles every dependency stays cached across code changes.
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS builder
+COPY --from=planner /app/recipe.json recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json --package charla-server
+COPY . .
+RUN cargo build --release --locked --package charla-server --bin charla
+
+# Distroless: no shell, no package manager, glibc and libgcc only.
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+COPY --from=builder /app/target/release/charla /usr/local/bin/charla
+# The distroless "nonroot" user, by number so the platform can verify it.
+USER 65532:65532
+# Platforms set PORT; 8080 is the default for a plain `docker run`.
+ENV PORT=8080
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/charla"]

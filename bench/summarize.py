@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Summarises bench/compare's raw results: the median of every figure per
+scenario and server, the ratio Charla/Socket.IO, and (with --plot, which
+needs matplotlib) a PNG of latency percentiles, CPU per delivery and RSS per
+idle connection for both servers.
+
+Input: raw.jsonl, one JSON line per run as charla-loadgen prints it, plus the
+fields `case` and `round` that bench/compare adds. Output: a Markdown table
+on stdout.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+
+CASES = ["fanout-fixed", "fanout-max", "rooms-fixed", "rooms-max", "idle", "churn"]
+TARGETS = ["charla", "socketio"]
+
+# (label, how to read it from a run, lower is better)
+FIGURES = {
+    "fanout-fixed": [
+        ("deliveries/s", lambda r: r["deliveries_per_s"], False),
+        ("latency p50 ms", lambda r: r["latency_ms"]["p50"], True),
+        ("latency p99 ms", lambda r: r["latency_ms"]["p99"], True),
+        ("latency max ms", lambda r: r["latency_ms"]["max"], True),
+        ("server CPU s / 1M deliveries", lambda r: r["cpu_s_per_million_deliveries"], True),
+    ],
+    "fanout-max": [
+        ("deliveries/s", lambda r: r["deliveries_per_s"], False),
+        ("latency p50 ms", lambda r: r["latency_ms"]["p50"], True),
+        ("latency p99 ms", lambda r: r["latency_ms"]["p99"], True),
+        ("server CPU s / 1M deliveries", lambda r: r["cpu_s_per_million_deliveries"], True),
+        ("server CPU util", lambda r: r["server_cpu_util"], None),
+        ("loadgen CPU util", lambda r: r["loadgen_cpu_util"], None),
+    ],
+    "rooms-fixed": [
+        ("messages/s", lambda r: r["messages_per_s"], False),
+        ("deliveries/s", lambda r: r["deliveries_per_s"], False),
+        ("latency p50 ms", lambda r: r["latency_ms"]["p50"], True),
+        ("latency p99 ms", lambda r: r["latency_ms"]["p99"], True),
+        ("latency max ms", lambda r: r["latency_ms"]["max"], True),
+        ("server CPU s / 1M deliveries", lambda r: r["cpu_s_per_million_deliveries"], True),
+    ],
+    "rooms-max": [
+        ("messages/s", lambda r: r["messages_per_s"], False),
+        ("deliveries/s", lambda r: r["deliveries_per_s"], False),
+        ("latency p50 ms", lambda r: r["latency_ms"]["p50"], True),
+        ("latency p99 ms", lambda r: r["latency_ms"]["p99"], True),
+        ("server CPU s / 1M deliveries", lambda r: r["cpu_s_per_million_deliveries"], True),
+        ("server CPU util", lambda r: r["server_cpu_util"], None),
+        ("loadgen CPU util", lambda r: r["loadgen_cpu_util"], None),
+    ],
+    "idle": [
+        ("RSS KiB / connection", lambda r: r["rss_per_connection_kib"], True),
+        ("server RSS MiB", lambda r: r["server_rss_kib"] / 1024, True),
+        ("server CPU util while idle", lambda r: r["server_cpu_util"], True),
+    ],
+    "churn": [
+        ("cycles/s", lambda r: r["churn"]["cycles_per_s"], False),
+        ("connect+join p50 ms", lambda r: r["churn"]["connect_join_ms"]["p50"], True),
+        ("connect+join p99 ms", lambda r: r["churn"]["connect_join_ms"]["p99"], True),
+        ("failed cycles", lambda r: r["churn"]["failed"], True),
+        ("latency p99 ms", lambda r: r["latency_ms"]["p99"], True),
+        ("server CPU s / 1M deliveries", lambda r: r["cpu_s_per_million_deliveries"], True),
+    ],
+}
+
+
+def read(path):
+    runs = []
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            line = line.strip()
+            if line:
+                runs.append(json.loads(line))
+    return runs
+
+
+def value(run, read_figure):
+    try:
+        figure = read_figure(run)
+    except (KeyError, TypeError):
+        return None
+    return None if figure is None else float(figure)
+
+
+def medians(runs):
+    """{case: {target: {label: median}}}, plus lost/dup totals and counts."""
+    table = {}
+    for case in CASES:
+        for target in TARGETS:
+            mine = [r for r in runs if r.get("case") == case and r.get("target") == target]
+            if not mine:
+                continue
+            ok = [r for r in mine if not r.get("failed")]
+            entry = {"runs": len(ok), "failed": len(mine) - len(ok)}
+            for label, read_figure, _ in FIGURES[case]:
+                values = [v for v in (value(r, read_figure) for r in ok) if v is not None]
+                entry[label] = statistics.median(values) if values else None
+            entry["lost"] = sum(r.get("lost", 0) for r in ok)
+            entry["duplicated"] = sum(r.get("duplicated", 0) for r in ok)
+            entry["errors"] = sum(r.get("errors", 0) for r in ok)
+            entry["closed"] = sum(r.get("closed", 0) for r in ok)
+            table.setdefault(case, {})[target] = entry
+    return table
+
+
+def fmt(figure):
+    if figure is None:
+        return "–"
+    if abs(figure) >= 1000:
+        return f"{figure:,.0f}"
+    if abs(figure) >= 10:
+        return f"{figure:.1f}"
+    return f"{figure:.3g}"
+
+
+def markdown(table):
+    out = [
+        "| scenario | figure | Charla | Socket.IO | Charla/Socket.IO |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for case in CASES:
+        if case not in table:
+            continue
+        by_target = table[case]
+        charla = by_target.get("charla", {})
+        socketio = by_target.get("socketio", {})
+        rows = [label for label, _, _ in FIGURES[case]]
+        rows += ["lost", "duplicated", "errors", "closed", "runs"]
+        for label in rows:
+            a, b = charla.get(label), socketio.get(label)
+            ratio = f"{a / b:.2f}" if a is not None and b not in (None, 0) else "–"
+            if label in ("lost", "duplicated", "errors", "closed", "runs"):
+                ratio = ""
+            out.append(f"| {case} | {label} | {fmt(a)} | {fmt(b)} | {ratio} |")
+    return "\n".join(out)
+
+
+def plot(table, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"charla": "#c0392b", "socketio": "#2c3e50"}
+    names = {"charla": "Charla", "socketio": "Socket.IO"}
+    latency_cases = [c for c in ["fanout-fixed", "rooms-fixed", "churn", "fanout-max", "rooms-max"] if c in table]
+    cpu_cases = [c for c in ["fanout-fixed", "fanout-max", "rooms-fixed", "rooms-max", "churn"] if c in table]
+    figure, axes = plt.subplots(1, 3, figsize=(17, 5.2), gridspec_kw={"width_ratios": [3, 2, 1]})
+
+    ax = axes[0]
+    percentiles = ["latency p50 ms", "latency p99 ms", "latency max ms"]
+    width = 0.13
+    for t_index, target in enumerate(TARGETS):
+        for p_index, label in enumerate(percentiles):
+            xs, ys = [], []
+            for c_index, case in enumerate(latency_cases):
+                entry = table[case].get(target, {})
+                figure_value = entry.get(label)
+                if figure_value is None:
+                    continue
+                offset = (t_index * 3 + p_index - 2.5) * width
+                xs.append(c_index + offset)
+                ys.append(max(figure_value, 0.01))
+            ax.bar(xs, ys, width, color=colours[target], alpha=[1.0, 0.65, 0.35][p_index],
+                   label=f"{names[target]} {label.split()[1]}")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(latency_cases)), latency_cases)
+    ax.set_ylabel("latency, ms (log scale)")
+    ax.set_title("Delivery latency: p50, p99, max (medians of rounds)")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(axis="y", which="both", alpha=0.3)
+
+    ax = axes[1]
+    width = 0.38
+    for t_index, target in enumerate(TARGETS):
+        xs, ys = [], []
+        for c_index, case in enumerate(cpu_cases):
+            figure_value = table[case].get(target, {}).get("server CPU s / 1M deliveries")
+            if figure_value is not None:
+                xs.append(c_index + (t_index - 0.5) * width)
+                ys.append(figure_value)
+        ax.bar(xs, ys, width, color=colours[target], label=names[target])
+    ax.set_xticks(range(len(cpu_cases)), cpu_cases, rotation=20)
+    ax.set_ylabel("server CPU seconds per million deliveries")
+    ax.set_title("CPU per delivery (lower is better)")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+
+    ax = axes[2]
+    if "idle" in table:
+        for t_index, target in enumerate(TARGETS):
+            figure_value = table["idle"].get(target, {}).get("RSS KiB / connection")
+            if figure_value is not None:
+                ax.bar(t_index, figure_value, 0.6, color=colours[target])
+                ax.text(t_index, figure_value, f"{figure_value:.1f}", ha="center", va="bottom")
+        ax.set_xticks(range(len(TARGETS)), [names[t] for t in TARGETS])
+    ax.set_ylabel("server RSS KiB per idle connection")
+    ax.set_title("Memory per idle connection")
+    ax.grid(axis="y", alpha=0.3)
+
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("raw", help="raw.jsonl written by bench/compare")
+    parser.add_argument("--machine", help="machine.txt to print above the table")
+    parser.add_argument("--plot", help="write the PNG plot here (needs matplotlib)")
+    args = parser.parse_args()
+    runs = read(args.raw)
+    table = medians(runs)
+    if args.machine:
+        with open(args.machine, encoding="utf-8") as machine:
+            print("```")
+            print(machine.read().rstrip())
+            print("```")
+            print()
+    print(markdown(table))
+    if args.plot:
+        plot(table, args.plot)
+        print(f"\nplot: {args.plot}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+// helpers.mjs: what every browser test shares. It starts the real release
+// server (target/release/charla, or $CHARLA_BIN) on 127.0.0.1 and a free
+// port, waits for /healthz, and stops it by PID; it launches Debian's
+// Chromium (/usr/bin/chromium, never a downloaded browser) through
+// playwright-core; and it watches every page for Content-Security-Policy
+// violations and uncaught errors, which fail the test.
+//
+// Nothing here builds anything: build the release binary first
+// (`cargo build --release -p charla-server`).
+
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CHARLA_BIN = process.env.CHARLA_BIN ?? path.join(ROOT, 'target', 'release', 'charla');
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const SCREENSHOT_DIR = path.join(ROOT, 'docs', 'screenshots');
+
+/** Longest wait for the server to answer /healthz after it was started. */
+const STARTUP_TIMEOUT_MS = 15_000;
+/** Pause between two /healthz probes while the server starts. */
+const HEALTH_PROBE_INTERVAL_MS = 50;
+/** Longest wait for the server to exit after SIGTERM (it drains in ≤ 7 s). */
+const STOP_TIMEOUT_MS = 15_000;
+/** Default wait for a DOM condition. */
+export const WAIT_MS = 15_000;
+
+/** A free TCP port on 127.0.0.1: bind port 0, read it, release it. */
+export async function freePort() {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** One running `charla` process. */
+export class CharlaServer {
+  constructor(process, port) {
+    this.process = process;
+    this.port = port;
+    this.url = `http://127.0.0.1:${port}`;
+    this.log = '';
+    this.exited = once(process, 'exit');
+    process.stdout.on('data', (chunk) => { this.log += chunk; });
+    process.stderr.on('data', (chunk) => { this.log += chunk; });
+  }
+
+  /**
+   * Starts the server on 127.0.0.1:`port` (a fresh free port by default)
+   * with extra environment `env` (short flood-control settings, ...), and
+   * resolves once /healthz answers 200.
+   */
+  static async start({ port, env = {} } = {}) {
+    const chosen = port ?? await freePort();
+    const child = spawn(CHARLA_BIN, [], {
+      env: {
+        PATH: process.env.PATH,
+        PORT: String(chosen),
+        CHARLA_HOST: '127.0.0.1',
+        RUST_LOG: 'warn',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const server = new CharlaServer(child, chosen);
+    await server.waitHealthy();
+    return server;
+  }
+
+  async waitHealthy() {
+    const attempts = Math.ceil(STARTUP_TIMEOUT_MS / HEALTH_PROBE_INTERVAL_MS);
+    let exited = false;
+    this.exited.then(() => { exited = true; });
+    for (let attempt = 0; attempt < attempts && !exited; attempt += 1) {
+      try {
+        const response = await fetch(`${this.url}/healthz`);
+        if (response.ok) return;
+      } catch {
+        // Not listening yet.
+      }
+      await new Promise((resolve) => { setTimeout(resolve, HEALTH_PROBE_INTERVAL_MS); });
+    }
+    await this.kill();
+    throw new Error(`charla did not become healthy on port ${this.port}:\n${this.log}`);
+  }
+
+  /** SIGTERM (graceful: sessions get 1001), then wait for the exit. */
+  async stop() {
+    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+    this.process.kill('SIGTERM');
+    const timeout = new Promise((resolve) => { setTimeout(resolve, STOP_TIMEOUT_MS, 'timeout'); });
+    const outcome = await Promise.race([this.exited, timeout]);
+    if (outcome === 'timeout') {
+      await this.kill();
+      throw new Error(`charla did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM`);
+    }
+  }
+
+  /** SIGKILL, for cleanup after a failure. */
+  async kill() {
+    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
+    this.process.kill('SIGKILL');
+    await this.exited;
+  }
+}
+
+/** Debian's Chromium, headless, with no background traffic. */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--headless',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
+  });
+}
+
+/**
+ * A fresh browser context (its own localStorage: one person) and a page
+ * in it, watched for CSP violations and page errors. `problems` collects
+ * them; `assertClean()` fails the test if there are any.
+ */
+export async function openPerson(browser, options = {}) {
+  const context = await browser.newContext({
+    viewport: { width: 1280, height: 800 },
+    locale: 'en-GB',
+    timezoneId: 'Europe/Madrid',
+    ...options,
+  });
+  const page = await context.newPage();
+  const problems = await watch(page);
+  return {
+    context,
+    page,
+    problems,
+    assertClean() {
+      if (problems.length > 0) throw new Error(`page problems:\n${problems.join('\n')}`);
+    },
+  };
+}
+
+/** Records CSP violations (console and DOM event) and uncaught errors. */
+export async function watch(page) {
+  const problems = [];
+  page.on('console', (message) => {
+    const text = message.text();
+    if (/Content Security Policy|Refused to (execute|load|apply|connect)/i.test(text)) {
+      problems.push(`CSP (console): ${text}`);
+    }
+  });
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('dialog', (dialog) => {
+    problems.push(`dialog opened: ${dialog.message()}`);
+    dialog.dismiss().catch(() => {});
+  });
+  // The DOM event catches violations even where the console line differs.
+  await page.exposeBinding('__charlaViolation', (_source, text) => {
+    problems.push(`CSP (event): ${text}`);
+  });
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (event) => {
+      window.__charlaViolation?.(`${event.violatedDirective} blocked ${event.blockedURI}`);
+    });
+  });
+  return problems;
+}
+
+/** Enters `room` from the lobby as `name`, the way a person does. */
+export async function enterRoom(page, baseUrl, name, room) {
+  await page.goto(`${baseUrl}/`);
+  await page.fill('#join-name', name);
+  await page.fill('#join-room', room);
+  await Promise.all([
+    page.waitForURL(`${baseUrl}/rooms/${room}`),
+    page.click('#join-form button[type="submit"]'),
+  ]);
+  await waitConnected(page);
+}
+
+/** Waits for the connection indicator to say "connected". */
+export async function waitConnected(page, timeout = WAIT_MS) {
+  await page.waitForSelector('#connection[data-state="connected"]', { timeout });
+}
+
+/** The active room view. */
+export function activeView(page) {
+  return page.locator('.room-view:not([hidden])');
+}
+
+/** Texts of the messages shown in the active room, in order. */
+export function messageTexts(page) {
+  return activeView(page).locator('.messages .message .message-text').allTextContents();
+}
+
+/** Waits until the active room shows exactly `expected`, in order. */
+export async function waitForMessages(page, expected, timeout = WAIT_MS) {
+  try {
+    await page.waitForFunction((wanted) => {
+      const view = document.querySelector('.room-view:not([hidden])');
+      if (!view) return false;
+      const texts = [...view.querySelectorAll('.messages .message .message-text')]
+        .map((node) => node.textContent);
+      return JSON.stringify(texts) === JSON.stringify(wanted);
+    }, expected, { timeout });
+  } catch (error) {
+    const actual = await messageTexts(page).catch(() => []);
+    throw new Error(`expected messages ${JSON.stringify(expected)}, saw ${JSON.stringify(actual)}`, { cause: error });
+  }
+}
+
+/** Types `text` into the active room's composer and presses Enter. */
+export async function say(page, text) {
+  const input = activeView(page).locator('.composer-input');
+  await input.fill(text);
+  await input.press('Enter');
+}
+
+/** Waits until the active room lists exactly these member names (sorted). */
+export async function waitForMembers(page, names, timeout = WAIT_MS) {
+  await page.waitForFunction((wanted) => {
+    const shown = [...document.querySelectorAll('#member-list .member-name')]
+      .map((node) => node.textContent)
+      .sort();
+    return JSON.stringify(shown) === JSON.stringify([...wanted].sort());
+  }, names, { timeout });
+}
+
+/** Saves a PNG under docs/screenshots/. */
+export async function screenshot(page, name) {
+  await mkdir(SCREENSHOT_DIR, { recursive: true });
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, name) });
+}
+
+/**
+ * Test-only control over the page's WebSockets, installed before the page's
+ * own scripts: `window.__sockets` lists every socket the page opened;
+ * `window.__silence(socket)` makes one drop everything both ways without
+ * closing, like a link that died without the browser noticing.
+ */
+export async function installSocketControls(page) {
+  await page.addInitScript(() => {
+    const Native = window.WebSocket;
+    const sockets = [];
+    window.__sockets = sockets;
+    window.__silence = (socket) => { socket.__silent = true; };
+    window.WebSocket = class extends Native {
+      constructor(...args) {
+        super(...args);
+        sockets.push(this);
+      }
+
+      send(data) {
+        if (!this.__silent) super.send(data);
+      }
+
+      addEventListener(type, listener, options) {
+        const guarded = type === 'message'
+          ? (event) => { if (!this.__silent) listener.call(this, event); }
+          : listener;
+        super.addEventListener(type, guarded, options);
+      }
+    };
+  });
+}
