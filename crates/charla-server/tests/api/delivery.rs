@@ -1,7 +1,7 @@
 //! Ordering, delivery and idempotency: ids, acks, concurrent senders,
 //! resume with `after`, history on join, and `ref` deduplication.
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{burst_friendly, spawn_app, spawn_app_with};
 use charla_protocol::{ChatMessage, ServerMessage};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -58,7 +58,7 @@ async fn the_sender_gets_its_ack_before_its_own_copy() {
 async fn concurrent_senders_produce_contiguous_ascending_ids_for_every_receiver() {
     const SENDERS: usize = 4;
     const EACH: usize = 60;
-    let app = spawn_app_with(|c| c.msg_rate = 0.0).await;
+    let app = spawn_app_with(burst_friendly).await;
     let mut clients = Vec::new();
     for n in 0..SENDERS {
         clients.push(app.member(&format!("sender-{n}"), "race").await);
@@ -109,7 +109,7 @@ async fn concurrent_senders_produce_contiguous_ascending_ids_for_every_receiver(
 #[actix_web::test]
 async fn joining_without_after_sends_the_last_join_history_messages() {
     let app = spawn_app_with(|c| {
-        c.msg_rate = 0.0;
+        burst_friendly(c);
         c.join_history = 5;
     })
     .await;
@@ -127,7 +127,7 @@ async fn joining_without_after_sends_the_last_join_history_messages() {
 
 #[actix_web::test]
 async fn resuming_with_after_replays_exactly_what_was_missed() {
-    let app = spawn_app_with(|c| c.msg_rate = 0.0).await;
+    let app = spawn_app_with(burst_friendly).await;
     let mut ana = app.member("ana", "general").await;
     let mut bob = app.member("bob", "general").await;
     for n in 1..=3 {
@@ -157,7 +157,7 @@ async fn resuming_with_after_replays_exactly_what_was_missed() {
 #[actix_web::test]
 async fn complete_is_false_when_missed_messages_are_gone() {
     let app = spawn_app_with(|c| {
-        c.msg_rate = 0.0;
+        burst_friendly(c);
         c.history = 5;
         c.join_history = 5;
     })
@@ -165,6 +165,9 @@ async fn complete_is_false_when_missed_messages_are_gone() {
     let mut ana = app.member("ana", "general").await;
     for n in 1..=10 {
         ana.say("general", &format!("m{n}")).await;
+    }
+    for _ in 1..=10 {
+        ana.expect_message().await;
     }
     let mut bob = app.connect("bob").await;
     let (_, history, complete) = bob.join_after("general", 2).await;
@@ -239,7 +242,7 @@ async fn a_resent_ref_is_acked_with_the_original_id_and_not_broadcast_again() {
 #[actix_web::test]
 async fn refs_are_remembered_beyond_the_retained_history() {
     let app = spawn_app_with(|c| {
-        c.msg_rate = 0.0;
+        burst_friendly(c);
         c.history = 3;
         c.join_history = 3;
     })
@@ -272,4 +275,55 @@ async fn history_entries_are_message_events() {
         [live],
         "the same object as the live event (rule 17)"
     );
+}
+
+#[actix_web::test]
+async fn a_join_during_a_flood_gets_history_then_live_messages_without_gap_or_duplicate() {
+    const FLOOD: u64 = 400;
+    // A queue that holds the whole flood: this test is about order, not about
+    // slow consumers, and debug builds on a busy machine write slowly.
+    let app = spawn_app_with(|c| {
+        burst_friendly(c);
+        c.outbox_frames = 1024;
+    })
+    .await;
+    let mut ana = app.member("ana", "busy").await;
+    let flood = actix_web::rt::spawn(async move {
+        for n in 0..FLOOD {
+            ana.say("busy", &format!("m{n}")).await;
+        }
+        for _ in 0..FLOOD {
+            ana.expect_message().await;
+        }
+    });
+    // Bob joins while the flood is under way: rule 11.
+    let mut bob = app.connect("bob").await;
+    bob.send_json(serde_json::json!({"type": "join", "room": "busy"}))
+        .await;
+    let (_, history, complete) = match bob.recv().await {
+        ServerMessage::Joined {
+            history,
+            complete,
+            members,
+            ..
+        } => (members, history, complete),
+        other => panic!("joined must come before any message of the room, got {other:?}"),
+    };
+    assert!(complete);
+    let mut seen = ids(&history);
+    assert!(
+        seen.windows(2).all(|w| w[1] == w[0] + 1),
+        "history is contiguous: {seen:?}"
+    );
+    let mut next = seen.last().map_or(1, |last| last + 1);
+    while next <= FLOOD {
+        let message = bob.expect_message().await;
+        assert_eq!(
+            message.id, next,
+            "live messages continue the history exactly"
+        );
+        seen.push(message.id);
+        next += 1;
+    }
+    flood.await.unwrap();
 }

@@ -1,7 +1,7 @@
 //! The JSON HTTP API: `/api/rooms`, history pages (rule 13), posting
 //! (rule 14), `/healthz` and `/metrics`.
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, burst_friendly, spawn_app, spawn_app_with};
 use charla_protocol::api::RoomList;
 use charla_protocol::{ChatMessage, RoomSummary};
 use serde_json::{Value, json};
@@ -67,7 +67,7 @@ async fn api_rooms_lists_rooms_with_members_most_first_then_by_name() {
 
 #[actix_web::test]
 async fn history_pages_follow_rule_13() {
-    let app = spawn_app_with(|c| c.msg_rate = 0.0).await;
+    let app = spawn_app_with(burst_friendly).await;
     let mut ana = app.member("ana", "general").await;
     for n in 1..=300 {
         ana.say("general", &format!("m{n}")).await;

@@ -1,7 +1,7 @@
 //! Transport rules: the upgrade (names, origin, connection cap), frames
 //! (binary, size limit), heartbeat, slow consumers and shutdown.
 
-use crate::helpers::{Client, Event, spawn_app, spawn_app_with};
+use crate::helpers::{Client, Event, burst_friendly, spawn_app, spawn_app_with};
 use charla_protocol::{ErrorCode, PresenceEvent, ServerMessage};
 use serde_json::json;
 use std::time::Duration;
@@ -258,7 +258,7 @@ async fn a_silent_client_is_dropped_after_the_timeout_and_a_live_one_is_not() {
 #[actix_web::test]
 async fn a_reader_that_stops_reading_is_closed_with_1008_while_others_keep_receiving() {
     let app = spawn_app_with(|c| {
-        c.msg_rate = 0.0;
+        burst_friendly(c);
         c.outbox_frames = 8;
     })
     .await;
@@ -350,7 +350,7 @@ async fn beyond_the_connection_cap_upgrades_get_503_and_the_others_stay() {
 #[actix_web::test]
 async fn shutdown_closes_every_session_with_1001_and_refuses_new_upgrades() {
     let mut app = spawn_app_with(|c| {
-        c.msg_rate = 0.0;
+        burst_friendly(c);
         c.outbox_frames = 10_000;
     })
     .await;
