@@ -33,5 +33,6 @@ if ! command -v chromium >/dev/null 2>&1; then
         exit 1
     fi
 fi
-npm ci --silent --no-audit --no-fund
-node --test tests/browser/
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --silent --no-audit --no-fund
+# One file at a time: each starts its own server and Chromium (2 cores).
+node --test --test-concurrency=1 tests/browser/

@@ -60,17 +60,22 @@ export class ChatClient {
    * @param {object} options
    * @param {string|null} options.name  display name for the next connection
    * @param {(type: string, detail: object) => void} options.onEvent
+   * @param {string[]} [options.ownSessions]  earlier session ids of this browser
+   * @param {{ref, room, text}[]} [options.pending]  unconfirmed messages
+   *   kept across a reload; they go out again with their original refs
    */
-  constructor({ name, onEvent }) {
+  constructor({ name, onEvent, ownSessions = [], pending = [] }) {
     this.name = name;
     this.emit = onEvent;
     this.session = null;
-    /** Every session id this page had: "own" messages survive reconnects. */
-    this.ownSessions = new Set();
+    /** Every session id this browser had: "own" survives reconnects. */
+    this.ownSessions = new Set(ownSessions);
     /** room -> {lastId, print, requestedAfter, resyncing, joined, members} */
     this.rooms = new Map();
-    /** Messages not yet acknowledged, in the order they were written. */
-    this.pending = [];
+    /** Messages not yet in the room, in the order they were written. */
+    this.pending = pending.map(({ ref, room, text }) => ({
+      ref, room, text, status: 'queued', error: null,
+    }));
     /** `${room}\n${id}` -> ref: acknowledged, waiting for their own copy. */
     this.awaitingEcho = new Map();
     /** ref -> {kind, room}: joins and renames in flight, to route errors. */
@@ -353,6 +358,7 @@ export class ChatClient {
     } else {
       item.status = 'acked';
       this.awaitingEcho.set(`${room}\n${id}`, ref);
+      this.emit('pending', { item });
     }
   }
 

@@ -15,7 +15,10 @@ import {
   typingSentence, MAX_TEXT_CHARS,
 } from './format.js';
 import { StatusIndicator } from './status.js';
-import { MAX_OPEN_ROOMS, loadName, loadRooms, saveName, saveRooms } from './storage.js';
+import {
+  MAX_OPEN_ROOMS, loadName, loadPending, loadRooms, loadSessions, saveName, savePending, saveRooms,
+  saveSessions,
+} from './storage.js';
 
 /** Messages per "load older messages" page. */
 const OLDER_PAGE = 50;
@@ -508,6 +511,12 @@ membersToggle.addEventListener('click', () => {
 document.addEventListener('keydown', (event) => {
   if (event.key === 'Escape' && document.body.dataset.drawer) setDrawer(null);
 });
+document.addEventListener('click', (event) => {
+  // A tap outside an open drawer closes it, like on any phone app.
+  if (!document.body.dataset.drawer) return;
+  if (event.target.closest('.sidebar, .members, .drawer-toggle')) return;
+  setDrawer(null);
+});
 
 // --- what the client reports ------------------------------------------------
 
@@ -525,6 +534,7 @@ function onEvent(type, detail) {
       }
       break;
     case 'welcome':
+      saveSessions(client.ownSessions);
       if (document.activeElement !== nameInput) nameInput.value = detail.name;
       renderMembers();
       break;
@@ -579,6 +589,7 @@ function onEvent(type, detail) {
   // A `joined` ends with its messages delivered: members and "older" state
   // are final once the event has been handled, so finish after the switch.
   if (type === 'joined' && view) queueMicrotask(() => finishJoin(view));
+  if (type === 'pending' || type === 'confirmed' || type === 'discarded') savePending(client.pending);
 }
 
 function finishJoin(view) {
@@ -593,7 +604,12 @@ const initialRoom = main.dataset.room;
 const initialLastId = Number(main.dataset.lastId);
 const storedName = loadName();
 
-const client = new ChatClient({ name: storedName, onEvent });
+const client = new ChatClient({
+  name: storedName,
+  onEvent,
+  ownSessions: loadSessions(),
+  pending: loadPending(),
+});
 
 // The server-rendered room: adopt its markup, localise its times.
 const initialSection = main.querySelector('.room-view');
@@ -601,6 +617,10 @@ const initialTab = tabList.querySelector('li');
 completeTab(initialTab, initialRoom);
 views.set(initialRoom, new RoomView(initialRoom, initialSection, initialTab));
 for (const time of initialSection.querySelectorAll('time')) localiseTime(time);
+for (const item of initialSection.querySelectorAll('.messages .message')) {
+  item.classList.toggle('own', client.ownSessions.has(item.dataset.fromId));
+  regroup(item);
+}
 const lastRendered = initialSection.querySelector('.messages .message:last-child');
 const initialPrint = lastRendered
   ? fingerprint({
@@ -624,6 +644,19 @@ for (const room of remembered.slice(-MAX_OPEN_ROOMS)) {
 }
 rememberRooms();
 views.get(initialRoom).updateOlder();
+
+// Messages a reload interrupted: shown again, sent again once connected
+// (same refs, so the server never stores one twice). Rooms closed since
+// then take theirs with them.
+for (const item of [...client.pending]) {
+  if (views.has(item.room)) views.get(item.room).renderPending(item);
+  else client.discard(item.ref);
+}
+window.addEventListener('beforeunload', (event) => {
+  // Reloads keep pending messages (sessionStorage); closing the tab would
+  // not, so ask first.
+  if (client.pending.some((item) => item.status !== 'acked')) event.preventDefault();
+});
 
 for (const view of views.values()) {
   view.input.disabled = false;

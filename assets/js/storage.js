@@ -1,28 +1,45 @@
-// storage.js: what the browser remembers between visits, in localStorage:
-// the display name and the rooms the reader keeps open. Storage may be
-// unavailable (private modes, quotas): every call degrades to "nothing
-// remembered" instead of throwing.
+// storage.js: what the browser remembers. In localStorage, between visits:
+// the display name, the rooms the reader keeps open, and the session ids
+// this browser had (so its own messages stay marked after a reload). In
+// sessionStorage, for this tab only: the messages not yet confirmed by the
+// server, so a reload cannot lose them (they are resent with their original
+// refs, which the server recognises). Storage may be unavailable (private
+// modes, quotas): every call degrades to "nothing remembered" instead of
+// throwing.
 
 import { displayName, roomName } from './format.js';
 
 const NAME_KEY = 'charla.name';
 const ROOMS_KEY = 'charla.rooms';
+const SESSIONS_KEY = 'charla.sessions';
+const PENDING_KEY = 'charla.pending';
+/** Own session ids remembered, newest last. */
+const MAX_SESSIONS = 20;
 /** Rooms remembered at most (the server's default per-session cap). */
 export const MAX_OPEN_ROOMS = 16;
 
-function read(key) {
+function read(key, store = 'localStorage') {
   try {
-    return window.localStorage.getItem(key);
+    return window[store].getItem(key);
   } catch {
     return null;
   }
 }
 
-function write(key, value) {
+function write(key, value, store = 'localStorage') {
   try {
-    window.localStorage.setItem(key, value);
+    window[store].setItem(key, value);
   } catch {
     // Not remembered; the page still works for this visit.
+  }
+}
+
+function readJson(key, store) {
+  try {
+    const parsed = JSON.parse(read(key, store) ?? '[]');
+    return Array.isArray(parsed) ? parsed : [];
+  } catch {
+    return [];
   }
 }
 
@@ -38,16 +55,30 @@ export function saveName(name) {
 
 /** The rooms kept open, valid names only, in the reader's order. */
 export function loadRooms() {
-  try {
-    const parsed = JSON.parse(read(ROOMS_KEY) ?? '[]');
-    if (!Array.isArray(parsed)) return [];
-    const rooms = parsed.map(roomName).filter(Boolean);
-    return [...new Set(rooms)].slice(0, MAX_OPEN_ROOMS);
-  } catch {
-    return [];
-  }
+  const rooms = readJson(ROOMS_KEY).map(roomName).filter(Boolean);
+  return [...new Set(rooms)].slice(0, MAX_OPEN_ROOMS);
 }
 
 export function saveRooms(rooms) {
   write(ROOMS_KEY, JSON.stringify(rooms.slice(0, MAX_OPEN_ROOMS)));
+}
+
+/** Session ids this browser had, to recognise its own messages. */
+export function loadSessions() {
+  return readJson(SESSIONS_KEY).filter((id) => typeof id === 'string');
+}
+
+export function saveSessions(ids) {
+  write(SESSIONS_KEY, JSON.stringify([...ids].slice(-MAX_SESSIONS)));
+}
+
+/** This tab's unconfirmed messages: [{ref, room, text}]. */
+export function loadPending() {
+  return readJson(PENDING_KEY, 'sessionStorage').filter((item) => typeof item?.ref === 'string'
+    && typeof item.text === 'string' && roomName(item.room) === item.room);
+}
+
+export function savePending(items) {
+  const kept = items.map(({ ref, room, text }) => ({ ref, room, text }));
+  write(PENDING_KEY, JSON.stringify(kept), 'sessionStorage');
 }

@@ -41,6 +41,15 @@ export async function freePort() {
   return port;
 }
 
+/** Every server started by this test process, so none outlives it. */
+const running = new Set();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => process.exit(1)); // runs the 'exit' cleanup above
+}
+
 /** One running `charla` process. */
 export class CharlaServer {
   constructor(process, port) {
@@ -49,6 +58,8 @@ export class CharlaServer {
     this.url = `http://127.0.0.1:${port}`;
     this.log = '';
     this.exited = once(process, 'exit');
+    running.add(process);
+    this.exited.then(() => running.delete(process));
     process.stdout.on('data', (chunk) => { this.log += chunk; });
     process.stderr.on('data', (chunk) => { this.log += chunk; });
   }
@@ -142,20 +153,26 @@ export async function openPerson(browser, options = {}) {
     ...options,
   });
   const page = await context.newPage();
-  const problems = await watch(page);
+  const { problems, leaveWarnings } = await watch(page);
   return {
     context,
     page,
     problems,
+    leaveWarnings,
     assertClean() {
       if (problems.length > 0) throw new Error(`page problems:\n${problems.join('\n')}`);
     },
   };
 }
 
-/** Records CSP violations (console and DOM event) and uncaught errors. */
+/**
+ * Records CSP violations (console and DOM event), uncaught errors and
+ * unexpected dialogs as `problems`. A "leave this page?" prompt is not a
+ * problem: it is counted in `leaveWarnings` and accepted.
+ */
 export async function watch(page) {
   const problems = [];
+  const leaveWarnings = { count: 0 };
   page.on('console', (message) => {
     const text = message.text();
     if (/Content Security Policy|Refused to (execute|load|apply|connect)/i.test(text)) {
@@ -164,7 +181,12 @@ export async function watch(page) {
   });
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('dialog', (dialog) => {
-    problems.push(`dialog opened: ${dialog.message()}`);
+    if (dialog.type() === 'beforeunload') {
+      leaveWarnings.count += 1;
+      dialog.accept().catch(() => {});
+      return;
+    }
+    problems.push(`dialog opened: ${dialog.type()} ${dialog.message()}`);
     dialog.dismiss().catch(() => {});
   });
   // The DOM event catches violations even where the console line differs.
@@ -176,7 +198,7 @@ export async function watch(page) {
       window.__charlaViolation?.(`${event.violatedDirective} blocked ${event.blockedURI}`);
     });
   });
-  return problems;
+  return { problems, leaveWarnings };
 }
 
 /** Enters `room` from the lobby as `name`, the way a person does. */

@@ -2,8 +2,8 @@
 // rooms open at once with unread counts, restored from localStorage after a
 // reload; a rename reaching the other member's list; "load older messages"
 // through the history API below a server-rendered page; a message refused
-// by flood control that is held, shown with a plain-words reason, sent
-// again, and never lost or doubled.
+// by flood control that is held, shown with a plain-words reason, kept
+// across a reload, sent again, and never lost or doubled.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -132,8 +132,13 @@ test('a message refused by flood control is held, explained and sent once', { ti
   for (const text of burst) await say(ana.page, text);
   await activeView(ana.page).locator('.composer-error', { hasText: 'faster than this server allows' })
     .waitFor({ timeout: WAIT_MS });
-  assert.ok(await activeView(ana.page).locator('.pending-message').count() > 0);
+  assert.ok(await activeView(ana.page).locator('.pending-message[data-status="held"]').count() > 0);
 
+  // A reload now keeps the held messages (and asks first); they go out
+  // again with their refs, so none is stored twice.
+  await ana.page.reload();
+  assert.equal(ana.leaveWarnings.count, 1, 'the page asked before leaving');
+  await waitConnected(ana.page);
   await waitForMessages(bruno.page, burst, 60_000);
   await waitForMessages(ana.page, burst, WAIT_MS);
   assert.equal(await activeView(ana.page).locator('.pending-message').count(), 0);

@@ -19,7 +19,7 @@ pub const DEFAULT_OUTBOX_FRAMES: usize = 256;
 #[derive(Clone, Debug, Parser)]
 #[command(name = "charla", version, about, long_about = None)]
 pub struct Config {
-    /// TCP port; the server listens on 0.0.0.0:PORT.
+    /// TCP port to listen on (on CHARLA_HOST).
     #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8080)]
     pub port: u16,
 

@@ -11,17 +11,35 @@
 //!
 //! Frames hold [`ByteString`]s: a broadcast is serialised once and each
 //! member's queue receives a clone of the same reference-counted buffer.
+//!
+//! The queue is a `VecDeque` behind a mutex with one [`AtomicWaker`] for the
+//! writer, rather than a channel: an idle session's queue holds no
+//! allocation at all (a bounded tokio channel allocates a 32-slot block and
+//! its cache-padded state, about 1.8 KiB, up front), a push wakes the writer
+//! only when the queue goes from empty to non-empty, and the writer checks
+//! for a close with an atomic load instead of registering a waiter per
+//! frame. Invariants: at most `capacity` frames wait in the queue; frames
+//! leave in the order they came; once a close is asked for nothing more is
+//! queued and what is queued is dropped.
 
 use actix_ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
 use charla_protocol::ServerMessage;
-use std::sync::{Arc, OnceLock};
+use futures_util::task::AtomicWaker;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
 
 /// How long the writer keeps trying to hand over the close frame to a client
 /// that is not reading, before it gives the connection up.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+/// A drained queue whose buffer grew beyond this many frames (a burst) gives
+/// the memory back, so a once-busy idle session costs what a new one does.
+pub const SHRINK_ABOVE_FRAMES: usize = 32;
 
 /// One frame for the writer to send.
 #[derive(Debug)]
@@ -44,41 +62,114 @@ pub enum NotQueued {
 }
 
 /// The sending side of a session's outbound queue. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Outbox {
-    queue: mpsc::Sender<Frame>,
-    closer: Arc<Closer>,
+    shared: Arc<Shared>,
 }
 
-/// The writer's end: the queue receiver and the close signal.
+/// The writer's end of the queue.
 #[derive(Debug)]
 pub struct OutboxReceiver {
-    queue: mpsc::Receiver<Frame>,
-    closer: Arc<Closer>,
+    shared: Arc<Shared>,
 }
 
-/// The close request: the first reason set wins, and the notification is kept
-/// until the writer looks, so it cannot be lost.
-#[derive(Debug, Default)]
-struct Closer {
+/// What the pushers and the writer share.
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<VecDeque<Frame>>,
+    capacity: usize,
+    /// The writer's waker: woken when the queue stops being empty, when a
+    /// close is asked for, and when the last [`Outbox`] goes.
+    writer: AtomicWaker,
+    /// The close request: the first reason set wins.
     reason: OnceLock<CloseReason>,
-    notify: Notify,
+    /// Live [`Outbox`] handles; at zero the writer closes normally.
+    senders: AtomicUsize,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Frame>> {
+        // A panic while holding the lock cannot leave the queue half-changed
+        // (push_back and pop_front are single steps), so a poisoned lock is
+        // still a usable queue.
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn is_closing(&self) -> bool {
+        self.reason.get().is_some()
+    }
+
+    /// The next frame; `None` once a close is asked for or every sender is
+    /// gone.
+    fn poll_next(&self, cx: &mut std::task::Context<'_>) -> Poll<Option<Frame>> {
+        if self.is_closing() {
+            return Poll::Ready(None);
+        }
+        let mut queue = self.lock();
+        if let Some(frame) = queue.pop_front() {
+            if queue.is_empty() && queue.capacity() > SHRINK_ABOVE_FRAMES {
+                queue.shrink_to(0);
+            }
+            return Poll::Ready(Some(frame));
+        }
+        // Registered while the lock is held: a push that finds the queue
+        // empty takes the lock after this, so its wake sees this waker.
+        self.writer.register(cx.waker());
+        drop(queue);
+        if self.is_closing() || self.senders.load(Ordering::Acquire) == 0 {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+
+    /// Ready once a close is asked for.
+    fn poll_closing(&self, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.is_closing() {
+            return Poll::Ready(());
+        }
+        self.writer.register(cx.waker());
+        if self.is_closing() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Outbox {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Outbox {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.writer.wake();
+        }
+    }
 }
 
 impl Outbox {
     /// A queue holding at most `capacity` frames.
     pub fn channel(capacity: usize) -> (Outbox, OutboxReceiver) {
-        let (sender, receiver) = mpsc::channel(capacity);
-        let closer = Arc::new(Closer::default());
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(VecDeque::new()),
+            capacity,
+            writer: AtomicWaker::new(),
+            reason: OnceLock::new(),
+            senders: AtomicUsize::new(1),
+        });
         (
             Outbox {
-                queue: sender,
-                closer: closer.clone(),
+                shared: shared.clone(),
             },
-            OutboxReceiver {
-                queue: receiver,
-                closer,
-            },
+            OutboxReceiver { shared },
         )
     }
 
@@ -87,10 +178,19 @@ impl Outbox {
         if self.is_closing() {
             return Err(NotQueued::Closing);
         }
-        self.queue.try_send(frame).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => NotQueued::Full,
-            mpsc::error::TrySendError::Closed(_) => NotQueued::Closing,
-        })
+        let mut queue = self.shared.lock();
+        if queue.len() >= self.shared.capacity {
+            return Err(NotQueued::Full);
+        }
+        queue.push_back(frame);
+        let was_empty = queue.len() == 1;
+        drop(queue);
+        // The writer only sleeps on an empty queue; while frames wait it is
+        // busy and comes back for them, so only the first one needs a wake.
+        if was_empty {
+            self.shared.writer.wake();
+        }
+        Ok(())
     }
 
     /// Queues already serialised JSON.
@@ -110,43 +210,38 @@ impl Outbox {
             code,
             description: Some(description.to_owned()),
         };
-        if self.closer.reason.set(reason).is_ok() {
-            self.closer.notify.notify_one();
+        if self.shared.reason.set(reason).is_ok() {
+            self.shared.lock().clear();
+            self.shared.writer.wake();
         }
     }
 
     /// Whether a close was asked for.
     pub fn is_closing(&self) -> bool {
-        self.closer.reason.get().is_some()
+        self.shared.is_closing()
     }
 }
 
 /// Drains the queue into the socket in order until the outbox is closed or
 /// every [`Outbox`] is gone, then sends the close frame.
-pub async fn run_writer(mut session: actix_ws::Session, mut outbox: OutboxReceiver) {
-    loop {
-        if outbox.closer.reason.get().is_some() {
-            break;
-        }
-        let frame = tokio::select! {
-            biased;
-            () = outbox.closer.notify.notified() => break,
-            frame = outbox.queue.recv() => match frame {
-                Some(frame) => frame,
-                None => break,
-            },
-        };
+pub async fn run_writer(mut session: actix_ws::Session, outbox: OutboxReceiver) {
+    let shared = &outbox.shared;
+    while let Some(frame) = poll_fn(|cx| shared.poll_next(cx)).await {
+        // Sending first: when actix-ws has room (almost always) the frame
+        // goes at once and the close signal is never polled. Only a client
+        // that stopped reading leaves the send pending, and then a close
+        // (1008 for a slow consumer) must still get through.
         let sent = tokio::select! {
             biased;
-            () = outbox.closer.notify.notified() => break,
             sent = send_frame(&mut session, frame) => sent,
+            () = poll_fn(|cx| shared.poll_closing(cx)) => break,
         };
         if sent.is_err() {
             // The connection is gone: nobody is left to read a close frame.
             return;
         }
     }
-    let reason = outbox.closer.reason.get().cloned().or(Some(CloseReason {
+    let reason = shared.reason.get().cloned().or(Some(CloseReason {
         code: CloseCode::Normal,
         description: None,
     }));
@@ -160,5 +255,73 @@ async fn send_frame(session: &mut actix_ws::Session, frame: Frame) -> Result<(),
         Frame::Text(text) => session.text(text).await,
         Frame::Ping => session.ping(b"").await,
         Frame::Pong(payload) => session.pong(&payload).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::{Context, Waker};
+
+    fn next(receiver: &OutboxReceiver) -> Poll<Option<Frame>> {
+        receiver
+            .shared
+            .poll_next(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn text(frame: Poll<Option<Frame>>) -> String {
+        match frame {
+            Poll::Ready(Some(Frame::Text(text))) => text.to_string(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn frames_leave_in_order_and_the_queue_is_bounded() {
+        let (outbox, receiver) = Outbox::channel(3);
+        assert!(next(&receiver).is_pending());
+        for i in 0..3 {
+            outbox.push_text(format!("{i}").into()).unwrap();
+        }
+        assert_eq!(outbox.push_text("3".into()), Err(NotQueued::Full));
+        assert_eq!(text(next(&receiver)), "0");
+        outbox.push_text("4".into()).unwrap();
+        assert_eq!(text(next(&receiver)), "1");
+        assert_eq!(text(next(&receiver)), "2");
+        assert_eq!(text(next(&receiver)), "4");
+        assert!(next(&receiver).is_pending());
+    }
+
+    #[test]
+    fn a_close_drops_what_waits_and_refuses_more() {
+        let (outbox, receiver) = Outbox::channel(8);
+        outbox.push_text("a".into()).unwrap();
+        outbox.close(CloseCode::Policy, "too slow");
+        outbox.close(CloseCode::Normal, "");
+        assert_eq!(outbox.push_text("b".into()), Err(NotQueued::Closing));
+        assert!(matches!(next(&receiver), Poll::Ready(None)));
+        let reason = receiver.shared.reason.get().unwrap();
+        assert_eq!(reason.code, CloseCode::Policy);
+    }
+
+    #[test]
+    fn the_writer_ends_when_every_outbox_is_gone() {
+        let (outbox, receiver) = Outbox::channel(8);
+        let clone = outbox.clone();
+        drop(outbox);
+        clone.push_text("last".into()).unwrap();
+        drop(clone);
+        assert_eq!(text(next(&receiver)), "last");
+        assert!(matches!(next(&receiver), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn a_drained_burst_gives_its_memory_back() {
+        let (outbox, receiver) = Outbox::channel(1024);
+        for _ in 0..500 {
+            outbox.push(Frame::Ping).unwrap();
+        }
+        while let Poll::Ready(Some(_)) = next(&receiver) {}
+        assert!(receiver.shared.lock().capacity() <= SHRINK_ABOVE_FRAMES);
     }
 }

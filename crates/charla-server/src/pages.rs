@@ -189,7 +189,7 @@ mod tests {
     use super::*;
     use actix_web::body::to_bytes;
 
-    fn header_of<'a>(response: &'a HttpResponse, name: header::HeaderName) -> &'a str {
+    fn header_of(response: &HttpResponse, name: header::HeaderName) -> &str {
         response
             .headers()
             .get(name)
@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert!(header_of(&response, header::CONTENT_TYPE).starts_with("application/json"));
         let request = actix_web::test::TestRequest::get()
-            .uri("/nowhere/<b>")
+            .uri("/nowhere/%3Cb%3E")
             .to_http_request();
         let response = not_found(request).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);

@@ -267,10 +267,10 @@ impl Registry {
 
     /// Serialises `message` and queues it for one session.
     fn send(&mut self, session: SessionId, message: &ServerMessage) {
-        if let Some(state) = self.sessions.get(&session) {
-            if state.outbox.send(message) == Err(NotQueued::Full) {
-                self.slow.push(session);
-            }
+        if let Some(state) = self.sessions.get(&session)
+            && state.outbox.send(message) == Err(NotQueued::Full)
+        {
+            self.slow.push(session);
         }
     }
 
@@ -448,10 +448,10 @@ impl Registry {
             let text: ByteString = rooms.to_json().into();
             let watchers: Vec<SessionId> = registry.watchers.iter().copied().collect();
             for watcher in watchers {
-                if let Some(state) = registry.sessions.get(&watcher) {
-                    if state.outbox.push_text(text.clone()) == Err(NotQueued::Full) {
-                        registry.slow.push(watcher);
-                    }
+                if let Some(state) = registry.sessions.get(&watcher)
+                    && state.outbox.push_text(text.clone()) == Err(NotQueued::Full)
+                {
+                    registry.slow.push(watcher);
                 }
             }
             registry.reap_slow_consumers(ctx);
