@@ -121,29 +121,27 @@ impl TestApp {
         awc::Client::default()
     }
 
-    /// GETs a path and parses the JSON answer.
-    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+    /// GETs a path: the status and the body.
+    pub async fn get(&self, path: &str) -> (u16, Vec<u8>) {
         let mut response = self
             .http()
             .get(self.url(path))
             .send()
             .await
             .expect("GET succeeds");
-        let status = response.status().as_u16();
         let body = response.body().await.expect("a body");
+        (response.status().as_u16(), body.to_vec())
+    }
+
+    /// GETs a path and parses the JSON answer.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let (status, body) = self.get(path).await;
         (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
     /// GETs a path and answers the body as text.
     pub async fn get_text(&self, path: &str) -> String {
-        let mut response = self
-            .http()
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("GET succeeds");
-        let body = response.body().await.expect("a body");
-        String::from_utf8(body.to_vec()).expect("UTF-8")
+        String::from_utf8(self.get(path).await.1).expect("UTF-8")
     }
 
     /// The history of `room` through the HTTP API.
