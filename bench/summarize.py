@@ -16,6 +16,8 @@ import sys
 
 CASES = ["fanout-fixed", "fanout-max", "rooms-fixed", "rooms-max", "idle", "churn"]
 TARGETS = ["charla", "socketio"]
+# Issue #5's goal for Charla's RSS per idle connection at 10,000 connections.
+IDLE_TARGET_KIB = 12
 
 # (label, how to read it from a run, lower is better)
 FIGURES = {
@@ -203,6 +205,8 @@ def plot(table, path):
                 ax.bar(t_index, figure_value, 0.6, color=colours[target])
                 ax.text(t_index, figure_value, f"{figure_value:.1f}", ha="center", va="bottom")
         ax.set_xticks(range(len(TARGETS)), [names[t] for t in TARGETS])
+        ax.axhline(IDLE_TARGET_KIB, color="#7f8c8d", linestyle="--", linewidth=1)
+        ax.text(1.45, IDLE_TARGET_KIB, f"target {IDLE_TARGET_KIB} KiB", ha="right", va="bottom", fontsize=8)
     ax.set_ylabel("server RSS KiB per idle connection")
     ax.set_title("Memory per idle connection")
     ax.grid(axis="y", alpha=0.3)

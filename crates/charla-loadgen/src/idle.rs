@@ -61,7 +61,7 @@ pub async fn run(options: &Options, args: &IdleArgs) -> Result<Report, Error> {
             args.connections
         ));
     }
-    shared.phase.send_replace(Phase::Run);
+    shared.enter(Phase::Run);
     tokio::time::sleep(args.settle).await;
     let settled = server.and_then(|p| p.sample());
     let own_before = Process::current().sample();
@@ -71,7 +71,7 @@ pub async fn run(options: &Options, args: &IdleArgs) -> Result<Report, Error> {
     let own_after = Process::current().sample();
     let seconds = held.elapsed().as_secs_f64();
     let closed = shared.closed();
-    shared.phase.send_replace(Phase::Finish);
+    shared.enter(Phase::Finish);
     while clients.join_next().await.is_some() {}
     if !options.quiet {
         traffic::progress_line(&format!("[{label}] held for {seconds:.1}s; closed"));

@@ -11,8 +11,6 @@
 //! expected one is a duplicate and one above it leaves a gap. Losses are
 //! counted at the end as expected minus unique deliveries.
 
-use std::collections::HashMap;
-
 /// Values below this are recorded exactly (one bucket per microsecond).
 const LINEAR_LIMIT: u64 = 1024;
 /// Sub-buckets per power of two above [`LINEAR_LIMIT`].
@@ -106,9 +104,12 @@ impl Histogram {
 }
 
 /// Per receiving client: the next `seq` expected from each sender.
+///
+/// Sender ids are small and dense (0, 1, 2, ...), so the expectations live
+/// in a vector indexed by sender, 0 meaning "not heard yet".
 #[derive(Debug, Default)]
 pub struct Tally {
-    next: HashMap<u32, u64>,
+    next: Vec<u64>,
     /// Deliveries seen, duplicates included.
     pub received: u64,
     /// Deliveries whose `seq` was already seen.
@@ -118,37 +119,42 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Records one delivery from `sender` with `seq`; answers whether it was
-    /// new (not a duplicate).
+    fn slot(&mut self, sender: u32) -> &mut u64 {
+        let index = sender as usize;
+        if index >= self.next.len() {
+            self.next.resize(index + 1, 0);
+        }
+        &mut self.next[index]
+    }
+
+    /// Records one delivery from `sender` with `seq` (from 1); answers
+    /// whether it was new (not a duplicate).
     pub fn record(&mut self, sender: u32, seq: u64) -> bool {
         self.received += 1;
-        match self.next.get_mut(&sender) {
-            None => {
-                // The first message heard from this sender: a client that
-                // joined mid-run starts wherever the room is.
-                self.next.insert(sender, seq + 1);
-                true
-            }
-            Some(next) if seq == *next => {
-                *next += 1;
-                true
-            }
-            Some(next) if seq > *next => {
-                self.gaps += seq - *next;
-                *next = seq + 1;
-                true
-            }
-            Some(_) => {
-                self.duplicated += 1;
-                false
-            }
+        let next = self.slot(sender);
+        if *next == 0 {
+            // The first message heard from this sender: a client that
+            // joined mid-run starts wherever the room is.
+            *next = seq + 1;
+            true
+        } else if seq == *next {
+            *next += 1;
+            true
+        } else if seq > *next {
+            let gap = seq - *next;
+            *next = seq + 1;
+            self.gaps += gap;
+            true
+        } else {
+            self.duplicated += 1;
+            false
         }
     }
 
     /// The first `seq` this client must hear from `sender` when it was in the
     /// room from the start.
     pub fn expect_from_start(&mut self, sender: u32) {
-        self.next.insert(sender, 1);
+        *self.slot(sender) = 1;
     }
 }
 

@@ -31,7 +31,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
@@ -128,11 +128,63 @@ pub struct Gate {
     notify: Notify,
 }
 
+/// One-shot stop and finish signals, one pair per client.
+///
+/// A client's hot loop waits on these rather than on the phase `watch`:
+/// polling a waiting `watch::Receiver::changed()` takes a lock every time,
+/// once per received frame in a loop that handles a frame per wake, while a
+/// `oneshot` is an atomic check.
+#[derive(Debug, Default)]
+pub struct Signals {
+    stop: Mutex<Vec<oneshot::Sender<()>>>,
+    finish: Mutex<Vec<oneshot::Sender<()>>>,
+    fired_stop: std::sync::atomic::AtomicBool,
+    fired_finish: std::sync::atomic::AtomicBool,
+}
+
+impl Signals {
+    /// A client's pair: (stop sending, finish). Subscribed after a phase
+    /// fired, the matching signal is already complete.
+    pub fn subscribe(&self) -> (oneshot::Receiver<()>, oneshot::Receiver<()>) {
+        let (stop_tx, stop) = oneshot::channel();
+        let (finish_tx, finish) = oneshot::channel();
+        let mut stops = self.stop.lock().expect("no panics holding it");
+        if self.fired_stop.load(Ordering::Acquire) {
+            let _ = stop_tx.send(());
+        } else {
+            stops.push(stop_tx);
+        }
+        drop(stops);
+        let mut finishes = self.finish.lock().expect("no panics holding it");
+        if self.fired_finish.load(Ordering::Acquire) {
+            let _ = finish_tx.send(());
+        } else {
+            finishes.push(finish_tx);
+        }
+        (stop, finish)
+    }
+
+    fn fire(&self, phase: Phase) {
+        let (list, fired) = match phase {
+            Phase::StopSending => (&self.stop, &self.fired_stop),
+            Phase::Finish => (&self.finish, &self.fired_finish),
+            Phase::Setup | Phase::Run => return,
+        };
+        let mut senders = list.lock().expect("no panics holding it");
+        fired.store(true, Ordering::Release);
+        for sender in senders.drain(..) {
+            let _ = sender.send(());
+        }
+    }
+}
+
 /// State every client of a run shares.
 #[derive(Debug)]
 pub struct Shared {
     pub clock: Instant,
     pub phase: watch::Sender<Phase>,
+    /// The stop and finish signals of the clients' hot loop.
+    pub signals: Signals,
     pub options: Options,
     ready: AtomicUsize,
     failed_setup: AtomicUsize,
@@ -156,6 +208,7 @@ impl Shared {
         Arc::new(Shared {
             clock: Instant::now(),
             phase,
+            signals: Signals::default(),
             options: options.clone(),
             ready: AtomicUsize::new(0),
             failed_setup: AtomicUsize::new(0),
@@ -171,6 +224,12 @@ impl Shared {
             first_error: Mutex::new(None),
             window,
         })
+    }
+
+    /// Moves the run to `phase`, telling every client.
+    pub fn enter(&self, phase: Phase) {
+        self.phase.send_replace(phase);
+        self.signals.fire(phase);
     }
 
     /// Counts a connection the server closed (or broke) during the run.
@@ -345,7 +404,7 @@ pub async fn run_plan(
         ))),
         _ => None,
     };
-    shared.phase.send_replace(Phase::Run);
+    shared.enter(Phase::Run);
     let progress = (!options.quiet).then(|| {
         tokio::spawn(show_progress(
             shared.clone(),
@@ -356,7 +415,7 @@ pub async fn run_plan(
     });
 
     tokio::time::sleep(options.duration).await;
-    shared.phase.send_replace(Phase::StopSending);
+    shared.enter(Phase::StopSending);
     // Every sender leaves its sending branch before the owed count is final.
     let stop_deadline = Instant::now() + options.drain;
     while shared.senders_stopped.load(Ordering::Acquire) < sender_count
@@ -375,7 +434,7 @@ pub async fn run_plan(
     if let Some(task) = churn_task {
         let _ = task.await;
     }
-    shared.phase.send_replace(Phase::Finish);
+    shared.enter(Phase::Finish);
     if let Some(progress) = progress {
         let _ = progress.await;
     }
@@ -499,6 +558,7 @@ async fn member(
             return Err(error);
         }
     };
+    let (mut stop, mut finish) = shared.signals.subscribe();
     let mut phase = shared.phase.subscribe();
     phase.wait_for(|p| *p >= Phase::Run).await?;
 
@@ -517,20 +577,19 @@ async fn member(
     });
     let gate = seat.sender.map(|s| &shared.gates[s as usize]);
     let text_bytes = shared.options.text_bytes;
+    let mut stopped = false;
     let mut outcome = Ok(());
     loop {
         tokio::select! {
             biased;
-            changed = phase.changed() => {
-                let now = changed.map(|()| *phase.borrow()).unwrap_or(Phase::Finish);
-                if now >= Phase::StopSending && sending {
+            _ = &mut stop, if !stopped => {
+                stopped = true;
+                if sending {
                     sending = false;
                     shared.senders_stopped.fetch_add(1, Ordering::AcqRel);
                 }
-                if now == Phase::Finish {
-                    break;
-                }
             }
+            _ = &mut finish => break,
             event = client.next_event() => match event {
                 Ok(Event::Stamped(stamp)) => {
                     count(shared, &mut tally, &mut latencies, stamp);
