@@ -4,7 +4,7 @@
 // stays text and runs nothing (live and server-rendered); a reload resumes
 // without duplicates; the room is readable with JavaScript off; the lobby's directory follows joins live; no page
 // ever reports a CSP violation. Screenshots of the lobby and of the room
-// go to docs/screenshots/.
+// are saved (see SCREENSHOT_DIR in helpers.mjs).
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';

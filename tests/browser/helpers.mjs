@@ -19,7 +19,12 @@ import { chromium } from 'playwright-core';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CHARLA_BIN = process.env.CHARLA_BIN ?? path.join(ROOT, 'target', 'release', 'charla');
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-export const SCREENSHOT_DIR = path.join(ROOT, 'docs', 'screenshots');
+// Screenshots go to tests/artifacts/screenshots (ignored by git), so a test
+// run leaves the tree clean; UPDATE_SCREENSHOTS=1 writes the README's copies
+// in docs/screenshots instead.
+export const SCREENSHOT_DIR = process.env.UPDATE_SCREENSHOTS
+  ? path.join(ROOT, 'docs', 'screenshots')
+  : path.join(ROOT, 'tests', 'artifacts', 'screenshots');
 
 /** Longest wait for the server to answer /healthz after it was started. */
 const STARTUP_TIMEOUT_MS = 15_000;
@@ -261,7 +266,7 @@ export async function waitForMembers(page, names, timeout = WAIT_MS) {
   }, names, { timeout });
 }
 
-/** Saves a PNG under docs/screenshots/. */
+/** Saves a PNG under SCREENSHOT_DIR. */
 export async function screenshot(page, name) {
   await mkdir(SCREENSHOT_DIR, { recursive: true });
   await page.screenshot({ path: path.join(SCREENSHOT_DIR, name) });
