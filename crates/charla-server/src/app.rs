@@ -134,11 +134,6 @@ impl Application {
         self.port
     }
 
-    /// The shared state, for inspection.
-    pub fn state(&self) -> web::Data<AppState> {
-        self.state.clone()
-    }
-
     /// Serves until `shutdown` completes, then shuts down gracefully.
     pub async fn run_until_stopped(
         self,

@@ -111,11 +111,6 @@ impl Metrics {
         self.connections.dec();
     }
 
-    /// Open connections right now.
-    pub fn open_connections(&self) -> i64 {
-        self.connections.get()
-    }
-
     pub fn set_rooms(&self, rooms: usize) {
         self.rooms.set(i64::try_from(rooms).unwrap_or(i64::MAX));
     }
