@@ -20,41 +20,24 @@ TARGETS = ["charla", "socketio"]
 IDLE_TARGET_KIB = 12
 
 # (label, how to read it from a run, lower is better)
+LATENCY = [
+    ("latency p50 ms", lambda r: r["latency_ms"]["p50"], True),
+    ("latency p99 ms", lambda r: r["latency_ms"]["p99"], True),
+    ("latency max ms", lambda r: r["latency_ms"]["max"], True),
+]
+CPU_PER_DELIVERY = ("server CPU s / 1M deliveries", lambda r: r["cpu_s_per_million_deliveries"], True)
+UTILISATION = [
+    ("server CPU util", lambda r: r["server_cpu_util"], None),
+    ("loadgen CPU util", lambda r: r["loadgen_cpu_util"], None),
+]
+DELIVERIES = ("deliveries/s", lambda r: r["deliveries_per_s"], False)
+MESSAGES = ("messages/s", lambda r: r["messages_per_s"], False)
+
 FIGURES = {
-    "fanout-fixed": [
-        ("deliveries/s", lambda r: r["deliveries_per_s"], False),
-        ("latency p50 ms", lambda r: r["latency_ms"]["p50"], True),
-        ("latency p99 ms", lambda r: r["latency_ms"]["p99"], True),
-        ("latency max ms", lambda r: r["latency_ms"]["max"], True),
-        ("server CPU s / 1M deliveries", lambda r: r["cpu_s_per_million_deliveries"], True),
-    ],
-    "fanout-max": [
-        ("deliveries/s", lambda r: r["deliveries_per_s"], False),
-        ("latency p50 ms", lambda r: r["latency_ms"]["p50"], True),
-        ("latency p99 ms", lambda r: r["latency_ms"]["p99"], True),
-        ("latency max ms", lambda r: r["latency_ms"]["max"], True),
-        ("server CPU s / 1M deliveries", lambda r: r["cpu_s_per_million_deliveries"], True),
-        ("server CPU util", lambda r: r["server_cpu_util"], None),
-        ("loadgen CPU util", lambda r: r["loadgen_cpu_util"], None),
-    ],
-    "rooms-fixed": [
-        ("messages/s", lambda r: r["messages_per_s"], False),
-        ("deliveries/s", lambda r: r["deliveries_per_s"], False),
-        ("latency p50 ms", lambda r: r["latency_ms"]["p50"], True),
-        ("latency p99 ms", lambda r: r["latency_ms"]["p99"], True),
-        ("latency max ms", lambda r: r["latency_ms"]["max"], True),
-        ("server CPU s / 1M deliveries", lambda r: r["cpu_s_per_million_deliveries"], True),
-    ],
-    "rooms-max": [
-        ("messages/s", lambda r: r["messages_per_s"], False),
-        ("deliveries/s", lambda r: r["deliveries_per_s"], False),
-        ("latency p50 ms", lambda r: r["latency_ms"]["p50"], True),
-        ("latency p99 ms", lambda r: r["latency_ms"]["p99"], True),
-        ("latency max ms", lambda r: r["latency_ms"]["max"], True),
-        ("server CPU s / 1M deliveries", lambda r: r["cpu_s_per_million_deliveries"], True),
-        ("server CPU util", lambda r: r["server_cpu_util"], None),
-        ("loadgen CPU util", lambda r: r["loadgen_cpu_util"], None),
-    ],
+    "fanout-fixed": [DELIVERIES, *LATENCY, CPU_PER_DELIVERY],
+    "fanout-max": [DELIVERIES, *LATENCY, CPU_PER_DELIVERY, *UTILISATION],
+    "rooms-fixed": [MESSAGES, DELIVERIES, *LATENCY, CPU_PER_DELIVERY],
+    "rooms-max": [MESSAGES, DELIVERIES, *LATENCY, CPU_PER_DELIVERY, *UTILISATION],
     "idle": [
         ("RSS KiB / connection", lambda r: r["rss_per_connection_kib"], True),
         ("server RSS MiB", lambda r: r["server_rss_kib"] / 1024, True),
@@ -65,10 +48,8 @@ FIGURES = {
         ("connect+join p50 ms", lambda r: r["churn"]["connect_join_ms"]["p50"], True),
         ("connect+join p99 ms", lambda r: r["churn"]["connect_join_ms"]["p99"], True),
         ("failed cycles", lambda r: r["churn"]["failed"], True),
-        ("latency p50 ms", lambda r: r["latency_ms"]["p50"], True),
-        ("latency p99 ms", lambda r: r["latency_ms"]["p99"], True),
-        ("latency max ms", lambda r: r["latency_ms"]["max"], True),
-        ("server CPU s / 1M deliveries", lambda r: r["cpu_s_per_million_deliveries"], True),
+        *LATENCY,
+        CPU_PER_DELIVERY,
     ],
 }
 
