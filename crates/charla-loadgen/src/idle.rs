@@ -12,7 +12,7 @@
 use crate::process::Process;
 use crate::report::Report;
 use crate::traffic::{self, Phase, Shared, round3};
-use crate::wire::{Client, Error, Event};
+use crate::wire::{Error, Event};
 use crate::{Options, parse_seconds};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,27 +124,8 @@ async fn hold(
     index: usize,
     room: &str,
 ) -> Result<(), Error> {
-    let setup = async {
-        let _permit = permits.acquire().await?;
-        let mut client = Client::connect(
-            &shared.options.url,
-            shared.options.target,
-            &format!("idle-{index}"),
-        )
-        .await?;
-        client.join_and_wait(room).await?;
-        Ok::<Client, Error>(client)
-    };
-    let mut client = match setup.await {
-        Ok(client) => {
-            traffic::setup_done(shared, true);
-            client
-        }
-        Err(error) => {
-            traffic::setup_done(shared, false);
-            return Err(error);
-        }
-    };
+    let mut client =
+        traffic::connect_and_join(shared, &permits, &format!("idle-{index}"), room).await?;
     let mut phase = shared.phase.subscribe();
     loop {
         tokio::select! {

@@ -529,6 +529,25 @@ pub fn setup_done(shared: &Shared, ok: bool) {
     shared.setup_changed.notify_one();
 }
 
+/// Connects as `name` (at most as many at once as `permits` allows), joins
+/// `room`, and records the outcome with [`setup_done`].
+pub async fn connect_and_join(
+    shared: &Shared,
+    permits: &Semaphore,
+    name: &str,
+    room: &str,
+) -> Result<Client, Error> {
+    let setup = async {
+        let _permit = permits.acquire().await?;
+        let mut client = Client::connect(&shared.options.url, shared.options.target, name).await?;
+        client.join_and_wait(room).await?;
+        Ok::<Client, Error>(client)
+    };
+    let outcome = setup.await;
+    setup_done(shared, outcome.is_ok());
+    outcome
+}
+
 /// One member: connect, join, then count (and maybe send) until finish.
 async fn member(
     shared: &Shared,
@@ -537,27 +556,8 @@ async fn member(
     period: Option<Duration>,
     sender_count: usize,
 ) -> Result<(), Error> {
-    let setup = async {
-        let _permit = permits.acquire().await?;
-        let mut client = Client::connect(
-            &shared.options.url,
-            shared.options.target,
-            &format!("lg-{}", seat.index),
-        )
-        .await?;
-        client.join_and_wait(&seat.room).await?;
-        Ok::<Client, Error>(client)
-    };
-    let mut client = match setup.await {
-        Ok(client) => {
-            setup_done(shared, true);
-            client
-        }
-        Err(error) => {
-            setup_done(shared, false);
-            return Err(error);
-        }
-    };
+    let mut client =
+        connect_and_join(shared, &permits, &format!("lg-{}", seat.index), &seat.room).await?;
     let (mut stop, mut finish) = shared.signals.subscribe();
     let mut phase = shared.phase.subscribe();
     phase.wait_for(|p| *p >= Phase::Run).await?;
