@@ -1,53 +1,64 @@
 // format.js: pure helpers shared by the pages: the contract's name rules
 // (checked here too, so a bad value is explained before it reaches the
 // server), error codes in plain words, name colours and message times in
-// the reader's locale and time zone. No DOM, no state.
+// the reader's locale and time zone. No DOM, no state: the limits in the
+// rules are the server's, read from the page (facts.js) and handed to
+// `Rules` once at boot.
 
-/** Longest display name, in Unicode scalar values (contract: 1 to 32). */
-export const MAX_NAME_CHARS = 32;
-/** Longest message, in Unicode scalar values after trimming. */
-export const MAX_TEXT_CHARS = 4000;
 /** Distinct name colours; `NAME_HUES` in charla-web's pages.rs must match. */
 export const NAME_HUES = 8;
 /** Consecutive messages by one sender closer than this share one header. */
 export const GROUP_WINDOW_MS = 5 * 60 * 1000;
 
-const ROOM_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 // C0, DEL and C1 control characters: forbidden anywhere in a name.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
-
-/** The canonical (lowercased) room name, or null when it is not valid. */
-export function roomName(raw) {
-  const name = String(raw).trim().toLowerCase();
-  return ROOM_PATTERN.test(name) ? name : null;
-}
-
-/** The trimmed display name, or null when the server would refuse it. */
-export function displayName(raw) {
-  const name = String(raw).trim();
-  const length = [...name].length; // scalar values, like the server
-  return length >= 1 && length <= MAX_NAME_CHARS && !CONTROL.test(name) ? name : null;
-}
 
 /** Length of a message as the server counts it (scalar values, trimmed). */
 export function textLength(text) {
   return [...String(text).trim()].length;
 }
 
-const ERROR_WORDS = {
-  rate_limited: 'You are sending messages faster than this server allows. Charla will send it again in a moment.',
-  invalid_text: `Messages must be between 1 and ${MAX_TEXT_CHARS} characters.`,
-  invalid_name: `Names must be 1 to ${MAX_NAME_CHARS} characters, without control characters.`,
-  invalid_room: 'Room names are 1 to 64 letters, digits, “-” or “_”, starting with a letter or a digit.',
-  not_joined: 'You are not in this room right now.',
-  too_many_rooms: 'You have as many rooms open as the server allows. Close one to open another.',
-  bad_request: 'The server did not understand that request.',
-  unsupported: 'The server does not support that.',
-};
+/**
+ * The contract's rules for names and text, with the limits this server
+ * enforces (`maxNameChars`, `maxTextChars`, `maxRoomChars` from facts.js),
+ * and the error codes in plain words that state them.
+ */
+export class Rules {
+  constructor({ maxNameChars, maxTextChars, maxRoomChars }) {
+    /** Longest display name, in Unicode scalar values. */
+    this.maxNameChars = maxNameChars;
+    /** Longest message, in Unicode scalar values after trimming. */
+    this.maxTextChars = maxTextChars;
+    this.roomPattern = new RegExp(`^[a-z0-9][a-z0-9_-]{0,${maxRoomChars - 1}}$`);
+    this.words = {
+      rate_limited: 'You are sending messages faster than this server allows. Charla will send it again in a moment.',
+      invalid_text: `Messages must be between 1 and ${maxTextChars} characters.`,
+      invalid_name: `Names must be 1 to ${maxNameChars} characters, without control characters.`,
+      invalid_room: `Room names are 1 to ${maxRoomChars} letters, digits, “-” or “_”, starting with a letter or a digit.`,
+      not_joined: 'You are not in this room right now.',
+      too_many_rooms: 'You have as many rooms open as the server allows. Close one to open another.',
+      bad_request: 'The server did not understand that request.',
+      unsupported: 'The server does not support that.',
+    };
+  }
 
-/** A server error code in plain words (falls back to the server's text). */
-export function errorWords(code, serverMessage) {
-  return ERROR_WORDS[code] ?? serverMessage ?? 'Something went wrong.';
+  /** The canonical (lowercased) room name, or null when it is not valid. */
+  roomName(raw) {
+    const name = String(raw).trim().toLowerCase();
+    return this.roomPattern.test(name) ? name : null;
+  }
+
+  /** The trimmed display name, or null when the server would refuse it. */
+  displayName(raw) {
+    const name = String(raw).trim();
+    const length = [...name].length; // scalar values, like the server
+    return length >= 1 && length <= this.maxNameChars && !CONTROL.test(name) ? name : null;
+  }
+
+  /** A server error code in plain words (falls back to the server's text). */
+  errorWords(code, serverMessage) {
+    return this.words[code] ?? serverMessage ?? 'Something went wrong.';
+  }
 }
 
 /**

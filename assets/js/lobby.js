@@ -2,12 +2,18 @@
 // form before leaving the page (the same rules the server applies), lists
 // the rooms the reader keeps open, and keeps the room directory live: it
 // subscribes with `watch_rooms` and redraws the list on every `rooms`
-// event, without a reload.
+// event, without a reload. The server's limits come from <body> (facts.js).
 
 import { Connection, socketUrl } from './connection.js';
-import { displayName, errorWords, roomName } from './format.js';
+import { element } from './dom.js';
+import { readServerFacts } from './facts.js';
+import { Rules } from './format.js';
 import { StatusIndicator } from './status.js';
-import { loadName, loadRooms, saveName } from './storage.js';
+import { Memory } from './storage.js';
+
+const facts = readServerFacts(document.body);
+const rules = new Rules(facts);
+const memory = new Memory({ rules, maxOpenRooms: facts.maxRoomsPerSession });
 
 const form = document.getElementById('join-form');
 const nameInput = document.getElementById('join-name');
@@ -17,40 +23,33 @@ const directory = document.getElementById('room-directory');
 const empty = document.getElementById('directory-empty');
 const liveBadge = document.getElementById('directory-live');
 
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
 // --- the form ---------------------------------------------------------------
 
-const storedName = loadName();
+const storedName = memory.loadName();
 if (storedName && !nameInput.value) nameInput.value = storedName;
 if (storedName) roomInput.focus();
 
 form.addEventListener('submit', (event) => {
   event.preventDefault();
-  const name = displayName(nameInput.value);
+  const name = rules.displayName(nameInput.value);
   if (!name) {
-    formError.textContent = errorWords('invalid_name');
+    formError.textContent = rules.errorWords('invalid_name');
     nameInput.focus();
     return;
   }
-  const room = roomName(roomInput.value);
+  const room = rules.roomName(roomInput.value);
   if (!room) {
-    formError.textContent = errorWords('invalid_room');
+    formError.textContent = rules.errorWords('invalid_room');
     roomInput.focus();
     return;
   }
   formError.textContent = '';
-  saveName(name);
+  memory.saveName(name);
   window.location.assign(`/rooms/${room}`);
 });
 
 // The rooms this browser keeps open: one click back into them.
-const remembered = loadRooms();
+const remembered = memory.loadRooms();
 if (remembered.length > 0) {
   const line = element('p', 'your-rooms');
   line.append('Your rooms: ');

@@ -7,16 +7,12 @@
 // modes, quotas): every call degrades to "nothing remembered" instead of
 // throwing.
 
-import { displayName, roomName } from './format.js';
-
 const NAME_KEY = 'charla.name';
 const ROOMS_KEY = 'charla.rooms';
 const SESSIONS_KEY = 'charla.sessions';
 const PENDING_KEY = 'charla.pending';
 /** Own session ids remembered, newest last. */
 const MAX_SESSIONS = 20;
-/** Rooms remembered at most (the server's default per-session cap). */
-export const MAX_OPEN_ROOMS = 16;
 
 function read(key, store = 'localStorage') {
   try {
@@ -43,42 +39,59 @@ function readJson(key, store) {
   }
 }
 
-/** The remembered display name, if it is still valid. */
-export function loadName() {
-  const stored = read(NAME_KEY);
-  return stored === null ? null : displayName(stored);
-}
+/**
+ * What this browser remembers, checked against the server's rules: what
+ * no longer passes them reads as not remembered.
+ */
+export class Memory {
+  /**
+   * @param {object} options
+   * @param {import('./format.js').Rules} options.rules  name rules (format.js)
+   * @param {number} options.maxOpenRooms  rooms remembered at most: the
+   *   server's per-session cap (facts.js), since one connection joins them all
+   */
+  constructor({ rules, maxOpenRooms }) {
+    this.rules = rules;
+    this.maxOpenRooms = maxOpenRooms;
+  }
 
-export function saveName(name) {
-  write(NAME_KEY, name);
-}
+  /** The remembered display name, if it is still valid. */
+  loadName() {
+    const stored = read(NAME_KEY);
+    return stored === null ? null : this.rules.displayName(stored);
+  }
 
-/** The rooms kept open, valid names only, in the reader's order. */
-export function loadRooms() {
-  const rooms = readJson(ROOMS_KEY).map(roomName).filter(Boolean);
-  return [...new Set(rooms)].slice(0, MAX_OPEN_ROOMS);
-}
+  saveName(name) {
+    write(NAME_KEY, name);
+  }
 
-export function saveRooms(rooms) {
-  write(ROOMS_KEY, JSON.stringify(rooms.slice(0, MAX_OPEN_ROOMS)));
-}
+  /** The rooms kept open, valid names only, in the reader's order. */
+  loadRooms() {
+    const rooms = readJson(ROOMS_KEY).map((room) => this.rules.roomName(room)).filter(Boolean);
+    return [...new Set(rooms)].slice(0, this.maxOpenRooms);
+  }
 
-/** Session ids this browser had, to recognise its own messages. */
-export function loadSessions() {
-  return readJson(SESSIONS_KEY).filter((id) => typeof id === 'string');
-}
+  saveRooms(rooms) {
+    write(ROOMS_KEY, JSON.stringify(rooms.slice(0, this.maxOpenRooms)));
+  }
 
-export function saveSessions(ids) {
-  write(SESSIONS_KEY, JSON.stringify([...ids].slice(-MAX_SESSIONS)));
-}
+  /** Session ids this browser had, to recognise its own messages. */
+  loadSessions() {
+    return readJson(SESSIONS_KEY).filter((id) => typeof id === 'string');
+  }
 
-/** This tab's unconfirmed messages: [{ref, room, text}]. */
-export function loadPending() {
-  return readJson(PENDING_KEY, 'sessionStorage').filter((item) => typeof item?.ref === 'string'
-    && typeof item.text === 'string' && roomName(item.room) === item.room);
-}
+  saveSessions(ids) {
+    write(SESSIONS_KEY, JSON.stringify([...ids].slice(-MAX_SESSIONS)));
+  }
 
-export function savePending(items) {
-  const kept = items.map(({ ref, room, text }) => ({ ref, room, text }));
-  write(PENDING_KEY, JSON.stringify(kept), 'sessionStorage');
+  /** This tab's unconfirmed messages: [{ref, room, text}]. */
+  loadPending() {
+    return readJson(PENDING_KEY, 'sessionStorage').filter((item) => typeof item?.ref === 'string'
+      && typeof item.text === 'string' && this.rules.roomName(item.room) === item.room);
+  }
+
+  savePending(items) {
+    const kept = items.map(({ ref, room, text }) => ({ ref, room, text }));
+    write(PENDING_KEY, JSON.stringify(kept), 'sessionStorage');
+  }
 }

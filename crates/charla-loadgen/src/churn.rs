@@ -2,19 +2,22 @@
 //! clients connect, join a room, stay a moment, leave and disconnect, at a
 //! steady rate of cycles per second.
 //!
-//! The steady members are counted like any run (every owed delivery, no
-//! duplicates). A churning client is in its room only for a while, so it is
+//! The steady members are a plan the engine runs and counts like any other
+//! (every owed delivery, no duplicates); the cycles are the run's
+//! `SideLoad`. A churning client is in its room only for a while, so it is
 //! owed no fixed set of messages; instead it checks what the contract
 //! promises while connected: per sender, the messages it does hear follow
 //! each other without a gap and without a repeat. Its gaps count as lost, its
 //! repeats as duplicated. A cycle that is refused, closed or takes longer
-//! than its dwell plus [`CYCLE_TIMEOUT`] counts as failed.
+//! than its dwell plus `CYCLE_TIMEOUT` counts as failed.
 
-use crate::report::{ChurnFigures, Latency, Report};
+use crate::Options;
+use crate::engine::{Pace, Phase, RoomPlan, Shared, SideFigures, SideLoad, run_plan};
+use crate::report::{ChurnFigures, Latency, Report, round3};
 use crate::stats::{Histogram, Tally};
-use crate::traffic::{self, Pace, Phase, RoomPlan, Shared, round3};
 use crate::wire::{Client, Error, Event};
-use crate::{Options, parse_seconds};
+use charla_protocol::settings::parse_seconds;
+use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +26,7 @@ use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 
 /// Longest a cycle may take beyond its dwell.
-pub const CYCLE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CYCLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `churn`'s sizes.
 #[derive(Clone, Debug, clap::Args)]
@@ -49,10 +52,11 @@ pub struct ChurnArgs {
     pub max_churners: usize,
 }
 
-/// What the churning clients counted.
-#[derive(Debug, Default)]
-pub struct ChurnState {
-    pub cycles: AtomicU64,
+/// The churning clients: their sizes, and what they counted.
+#[derive(Debug)]
+struct Churn {
+    args: ChurnArgs,
+    cycles: AtomicU64,
     failed: AtomicU64,
     deliveries: AtomicU64,
     gaps: AtomicU64,
@@ -60,28 +64,8 @@ pub struct ChurnState {
     connect_join: Mutex<Histogram>,
 }
 
-impl ChurnState {
-    /// The figures for the report, plus the gaps and duplicates to add to
-    /// the run's lost and duplicated.
-    pub fn figures(&self, elapsed: Duration) -> (ChurnFigures, u64, u64) {
-        let cycles = self.cycles.load(Ordering::Relaxed);
-        let histogram = self.connect_join.lock().expect("cycles are done");
-        (
-            ChurnFigures {
-                cycles,
-                failed: self.failed.load(Ordering::Relaxed),
-                cycles_per_s: round3(cycles as f64 / elapsed.as_secs_f64()),
-                connect_join_ms: Latency::of(&histogram),
-                deliveries: self.deliveries.load(Ordering::Relaxed),
-            },
-            self.gaps.load(Ordering::Relaxed),
-            self.duplicated.load(Ordering::Relaxed),
-        )
-    }
-}
-
 /// Runs `churn`: rooms `c0`, `c1`, ... of steady members, plus the cycles.
-pub async fn run(options: &Options, args: &ChurnArgs) -> Result<Report, Error> {
+pub(crate) async fn run(options: &Options, args: &ChurnArgs) -> Result<Report, Error> {
     let plan = (0..args.rooms.max(1))
         .map(|i| RoomPlan {
             name: format!("c{i}"),
@@ -89,24 +73,55 @@ pub async fn run(options: &Options, args: &ChurnArgs) -> Result<Report, Error> {
             senders: 1.min(args.members),
         })
         .collect();
-    traffic::run_plan(
+    let churn = Arc::new(Churn {
+        args: args.clone(),
+        cycles: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        deliveries: AtomicU64::new(0),
+        gaps: AtomicU64::new(0),
+        duplicated: AtomicU64::new(0),
+        connect_join: Mutex::new(Histogram::new()),
+    });
+    run_plan(
         options,
         "churn",
         plan,
         Pace::Fixed { rate: args.rate },
-        Some(args),
+        Some(churn),
     )
     .await
 }
 
+impl SideLoad for Churn {
+    fn drive(self: Arc<Self>, shared: Arc<Shared>, rooms: Vec<String>) -> BoxFuture<'static, ()> {
+        Box::pin(drive(self, shared, rooms))
+    }
+
+    fn progress(&self) -> String {
+        format!("  churn cycles {}", self.cycles.load(Ordering::Relaxed))
+    }
+
+    fn figures(&self, elapsed: Duration) -> SideFigures {
+        let cycles = self.cycles.load(Ordering::Relaxed);
+        let histogram = self.connect_join.lock().expect("cycles are done");
+        SideFigures {
+            churn: ChurnFigures {
+                cycles,
+                failed: self.failed.load(Ordering::Relaxed),
+                cycles_per_s: round3(cycles as f64 / elapsed.as_secs_f64()),
+                connect_join_ms: Latency::of(&histogram),
+                deliveries: self.deliveries.load(Ordering::Relaxed),
+            },
+            lost: self.gaps.load(Ordering::Relaxed),
+            duplicated: self.duplicated.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Starts cycles at `args.churn_rate` until sending stops, then waits for
 /// those in flight (each bounded by its own timeout).
-pub async fn drive(
-    shared: Arc<Shared>,
-    args: ChurnArgs,
-    rooms: Vec<String>,
-    state: Arc<ChurnState>,
-) {
+async fn drive(churn: Arc<Churn>, shared: Arc<Shared>, rooms: Vec<String>) {
+    let args = &churn.args;
     if args.churn_rate <= 0.0 || rooms.is_empty() {
         return;
     }
@@ -123,24 +138,24 @@ pub async fn drive(
             _ = ticker.tick() => {}
         }
         let Ok(permit) = alive.clone().try_acquire_owned() else {
-            state.failed.fetch_add(1, Ordering::Relaxed);
+            churn.failed.fetch_add(1, Ordering::Relaxed);
             continue;
         };
         let room = rooms[index % rooms.len()].clone();
-        let (shared, state) = (shared.clone(), state.clone());
+        let (shared, churn) = (shared.clone(), churn.clone());
         let dwell = args.dwell;
         cycles.spawn(async move {
             let result = tokio::time::timeout(
                 dwell + CYCLE_TIMEOUT,
-                cycle(&shared, &state, index, &room, dwell),
+                cycle(&shared, &churn, index, &room, dwell),
             )
             .await
             .unwrap_or_else(|_| Err("a churn cycle timed out".into()));
             match result {
-                Ok(()) => state.cycles.fetch_add(1, Ordering::Relaxed),
+                Ok(()) => churn.cycles.fetch_add(1, Ordering::Relaxed),
                 Err(error) => {
                     shared.error(format!("churn cycle {index}: {error}"));
-                    state.failed.fetch_add(1, Ordering::Relaxed)
+                    churn.failed.fetch_add(1, Ordering::Relaxed)
                 }
             };
             drop(permit);
@@ -154,7 +169,7 @@ pub async fn drive(
 /// Connect, join, stay `dwell` counting, leave, disconnect.
 async fn cycle(
     shared: &Shared,
-    state: &ChurnState,
+    churn: &Churn,
     index: usize,
     room: &str,
     dwell: Duration,
@@ -167,7 +182,7 @@ async fn cycle(
     )
     .await?;
     client.join_and_wait(room).await?;
-    state
+    churn
         .connect_join
         .lock()
         .expect("no cycle panics holding it")
@@ -195,11 +210,11 @@ async fn cycle(
         }
     }
     client.close().await;
-    state
+    churn
         .deliveries
         .fetch_add(tally.received, Ordering::Relaxed);
-    state.gaps.fetch_add(tally.gaps, Ordering::Relaxed);
-    state
+    churn.gaps.fetch_add(tally.gaps, Ordering::Relaxed);
+    churn
         .duplicated
         .fetch_add(tally.duplicated, Ordering::Relaxed);
     Ok(())

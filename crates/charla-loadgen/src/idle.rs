@@ -9,11 +9,12 @@
 //! for idle connections. Clients keep reading, so they answer WebSocket and
 //! Engine.IO pings and stay alive as a real idle client would.
 
+use crate::Options;
+use crate::engine::{self, Phase, Shared};
 use crate::process::Process;
-use crate::report::Report;
-use crate::traffic::{self, Phase, Shared, round3};
+use crate::report::{Report, round3};
 use crate::wire::{Error, Event};
-use crate::{Options, parse_seconds};
+use charla_protocol::settings::parse_seconds;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -34,7 +35,7 @@ pub struct IdleArgs {
 }
 
 /// Opens, joins and holds the connections, then reports.
-pub async fn run(options: &Options, args: &IdleArgs) -> Result<Report, Error> {
+pub(crate) async fn run(options: &Options, args: &IdleArgs) -> Result<Report, Error> {
     let shared = Shared::new(options, Vec::new(), None);
     let server = options.server_pid.map(|pid| Process { pid });
     let baseline = server.and_then(|p| p.sample());
@@ -53,10 +54,10 @@ pub async fn run(options: &Options, args: &IdleArgs) -> Result<Report, Error> {
         });
     }
     let setup_started = Instant::now();
-    traffic::wait_for_setup(&shared, args.connections, &label).await?;
+    engine::wait_for_setup(&shared, args.connections, &label).await?;
     let setup_seconds = setup_started.elapsed().as_secs_f64();
     if !options.quiet {
-        traffic::progress_line(&format!(
+        engine::progress_line(&format!(
             "[{label}] {} clients joined in {setup_seconds:.1}s; settling",
             args.connections
         ));
@@ -74,7 +75,7 @@ pub async fn run(options: &Options, args: &IdleArgs) -> Result<Report, Error> {
     shared.enter(Phase::Finish);
     while clients.join_next().await.is_some() {}
     if !options.quiet {
-        traffic::progress_line(&format!("[{label}] held for {seconds:.1}s; closed"));
+        engine::progress_line(&format!("[{label}] held for {seconds:.1}s; closed"));
     }
 
     let cpu = settled
@@ -125,7 +126,7 @@ async fn hold(
     room: &str,
 ) -> Result<(), Error> {
     let mut client =
-        traffic::connect_and_join(shared, &permits, &format!("idle-{index}"), room).await?;
+        engine::connect_and_join(shared, &permits, &format!("idle-{index}"), room).await?;
     let mut phase = shared.phase.subscribe();
     loop {
         tokio::select! {

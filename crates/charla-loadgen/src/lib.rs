@@ -4,19 +4,25 @@
 //!
 //! # Layout
 //!
-//! - [`wire`]: one client, speaking Charla's protocol (through
-//!   `charla-protocol`'s types) or Engine.IO v4 / Socket.IO.
-//! - [`marker`]: the `{sender, seq, sent_at}` stamp inside each chat text, and
-//!   the fast scanner that reads it from a frame.
-//! - [`stats`]: the latency histogram and the per-client duplicate and gap
-//!   tally.
-//! - [`traffic`]: the engine behind `fanout`, `rooms` and `churn`: members
-//!   join, senders send at a fixed rate or in a closed loop, everyone counts.
-//! - [`churn`]: the clients that connect, join, leave and disconnect while
-//!   the others chat.
+//! Scenarios use the engine; the engine uses no scenario.
+//!
+//! - [`traffic`]: `fanout` and `rooms`, plans of rooms, members and senders
+//!   at a fixed rate or in a closed loop.
+//! - [`churn`]: a plan of steady members plus clients that connect, join,
+//!   leave and disconnect while the others chat.
 //! - [`idle`]: many joined connections held idle; server RSS per connection.
-//! - [`process`]: the server's CPU time and RSS from `/proc/<pid>`.
-//! - [`report`]: the result, printed as one JSON line.
+//! - `engine`: what every scenario runs on: the phases (setup, run, drain,
+//!   finish) and their signals, the counters every client shares, each
+//!   sender's gate, connect-and-join, the counted member's hot loop, the
+//!   progress line, and the run of a plan from setup to report.
+//! - `wire`: one client, speaking Charla's protocol (through
+//!   `charla-protocol`'s types) or Engine.IO v4 / Socket.IO.
+//! - `marker`: the `{sender, seq, sent_at}` stamp inside each chat text, and
+//!   the fast scanner that reads it from a frame.
+//! - `stats`: the latency histogram and the per-client duplicate and gap
+//!   tally.
+//! - `process`: the server's CPU time and RSS from `/proc/<pid>`.
+//! - `report`: the result, printed as one JSON line.
 //!
 //! # Bounds
 //!
@@ -26,17 +32,19 @@
 //! targets.
 
 pub mod churn;
+mod engine;
 pub mod idle;
-pub mod marker;
-pub mod process;
-pub mod report;
-pub mod stats;
+mod marker;
+mod process;
+mod report;
+mod stats;
 pub mod traffic;
-pub mod wire;
+mod wire;
 
-pub use report::Report;
+pub use report::{ChurnFigures, Latency, Report};
 pub use wire::{Error, Target};
 
+use charla_protocol::settings::parse_seconds;
 use std::time::Duration;
 
 /// Settings shared by every scenario.
@@ -141,15 +149,6 @@ fn check_loopback(url: &str) -> Result<(), Error> {
     } else {
         Err(format!("refusing {url}: the load generator only targets loopback addresses").into())
     }
-}
-
-/// Parses a number of seconds, decimals allowed.
-pub fn parse_seconds(raw: &str) -> Result<Duration, String> {
-    let seconds: f64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{raw}` is not a number of seconds"))?;
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{raw}` is not usable seconds"))
 }
 
 #[cfg(test)]

@@ -9,6 +9,11 @@ use crate::stats::Histogram;
 use crate::wire::Target;
 use serde::Serialize;
 
+/// Rounds to three decimals, for readable JSON.
+pub(crate) fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
 /// Latency percentiles in milliseconds.
 #[derive(Clone, Copy, Debug, Serialize, PartialEq)]
 pub struct Latency {

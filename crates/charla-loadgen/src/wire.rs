@@ -166,6 +166,7 @@ impl Client {
             Target::Charla => Client::charla_json(&ClientMessage::Join {
                 room: room.to_owned(),
                 after: None,
+                epoch: None,
                 reference: None,
             }),
             Target::Socketio => {
@@ -313,6 +314,7 @@ mod tests {
     fn charla_frames_become_events() {
         let joined = ServerMessage::Joined {
             room: "r0".into(),
+            epoch: "e0".into(),
             members: vec![],
             history: vec![],
             complete: true,

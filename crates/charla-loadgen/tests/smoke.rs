@@ -26,6 +26,9 @@ fn start_server() -> (
     let mut config = charla_server::Config::defaults();
     config.msg_rate = 0.0;
     config.log_filter = "warn".into();
+    // Two smoke runs share no database file (the durable default is one
+    // `charla.db` in the working directory).
+    config.database = ":memory:".into();
     let application = charla_server::Application::with_listener(listener, config).unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = actix_web::rt::spawn(application.run_until_stopped(async {

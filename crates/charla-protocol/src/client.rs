@@ -2,14 +2,18 @@
 //!
 //! [`ClientMessage`] is the wire shape (what a client serialises, what the
 //! server deserialises). [`parse_request`] turns one text frame into a
-//! validated [`Request`], checking in the order of the contract's rule 7:
-//! first the JSON shape and the `ref` (`bad_request`), then the room name
-//! (`invalid_room`), then the name or text (`invalid_name`, `invalid_text`).
+//! validated [`Request`], checking in the order of docs/protocol.md, rules 7
+//! and 28: first the JSON shape and the `ref` (`bad_request`), then the room
+//! name (`invalid_room`), then the name or text (`invalid_name`,
+//! `invalid_text`).
 //! Checks that need server state (`not_joined`, `too_many_rooms`,
 //! `rate_limited`) come after, in the server. Every [`Rejection`] carries the
-//! request's `ref` when it was a string (rules 8 and 19).
+//! request's `ref` when it was a string (docs/protocol.md, rules 8 and 19).
 
-use crate::{DisplayName, ErrorCode, MAX_REF_CHARS, MessageText, RoomName};
+use crate::{
+    DisplayName, ErrorCode, MAX_EPOCH_CHARS, MAX_NAME_CHARS, MAX_REF_CHARS, MAX_ROOM_CHARS,
+    MAX_TEXT_CHARS, MessageText, RoomName,
+};
 use serde::{Deserialize, Serialize};
 
 /// A message from client to server, exactly as on the wire.
@@ -19,10 +23,14 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Join a room; with `after`, replay retained messages with a larger id.
+    /// `epoch` is the room's epoch from the `joined` the client last saw:
+    /// when the room's id sequence has restarted since, the answer says so.
     Join {
         room: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
@@ -71,7 +79,7 @@ pub enum ClientMessage {
 /// A request that passed every check this crate can make.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
-    /// The client's `ref`, at most 64 characters.
+    /// The client's `ref`, at most [`MAX_REF_CHARS`] characters.
     pub reference: Option<String>,
     /// What the client asks for.
     pub command: Command,
@@ -80,11 +88,24 @@ pub struct Request {
 /// The validated content of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Join { room: RoomName, after: Option<u64> },
-    Leave { room: RoomName },
-    Say { room: RoomName, text: MessageText },
-    Typing { room: RoomName },
-    Nick { name: DisplayName },
+    Join {
+        room: RoomName,
+        after: Option<u64>,
+        epoch: Option<String>,
+    },
+    Leave {
+        room: RoomName,
+    },
+    Say {
+        room: RoomName,
+        text: MessageText,
+    },
+    Typing {
+        room: RoomName,
+    },
+    Nick {
+        name: DisplayName,
+    },
     Ping,
     WatchRooms,
     UnwatchRooms,
@@ -103,25 +124,34 @@ impl Rejection {
     pub fn new(code: ErrorCode, reference: Option<String>) -> Rejection {
         Rejection {
             code,
-            message: default_message(code).to_owned(),
+            message: default_message(code),
             reference,
         }
     }
 }
 
-/// The plain-words explanation of each code, shown to people.
-pub fn default_message(code: ErrorCode) -> &'static str {
+/// The plain-words explanation of each code, shown to people. The limits
+/// in it are the crate's constants, so the words cannot drift from the rules.
+pub fn default_message(code: ErrorCode) -> String {
     match code {
-        ErrorCode::BadRequest => "the request is not a valid Charla message",
-        ErrorCode::InvalidRoom => {
-            "room names are 1 to 64 letters, digits, '-' or '_', starting with a letter or digit"
+        ErrorCode::BadRequest => "the request is not a valid Charla message".to_owned(),
+        ErrorCode::InvalidRoom => format!(
+            "room names are 1 to {MAX_ROOM_CHARS} letters, digits, '-' or '_', \
+             starting with a letter or digit"
+        ),
+        ErrorCode::InvalidName => {
+            format!("names are 1 to {MAX_NAME_CHARS} characters without control characters")
         }
-        ErrorCode::InvalidName => "names are 1 to 32 characters without control characters",
-        ErrorCode::InvalidText => "messages are 1 to 4000 characters",
-        ErrorCode::NotJoined => "join the room first",
-        ErrorCode::TooManyRooms => "no more rooms can be joined",
-        ErrorCode::RateLimited => "too many messages: slow down",
-        ErrorCode::Unsupported => "binary frames are not supported: send JSON text frames",
+        ErrorCode::InvalidText => format!("messages are 1 to {MAX_TEXT_CHARS} characters"),
+        ErrorCode::NotJoined => "join the room first".to_owned(),
+        ErrorCode::TooManyRooms => "no more rooms can be joined".to_owned(),
+        ErrorCode::RateLimited => "too many messages: slow down".to_owned(),
+        ErrorCode::Unsupported => {
+            "binary frames are not supported: send JSON text frames".to_owned()
+        }
+        ErrorCode::Unavailable => {
+            "the message could not be stored and was not sent: try again".to_owned()
+        }
     }
 }
 
@@ -180,10 +210,24 @@ impl ClientMessage {
             });
         }
         let reject = |code| Rejection::new(code, reference.clone());
+        if let ClientMessage::Join {
+            epoch: Some(epoch), ..
+        } = &self
+            && epoch.chars().count() > MAX_EPOCH_CHARS
+        {
+            return Err(Rejection {
+                code: ErrorCode::BadRequest,
+                message: format!("epoch is longer than {MAX_EPOCH_CHARS} characters"),
+                reference,
+            });
+        }
         let command = match self {
-            ClientMessage::Join { room, after, .. } => Command::Join {
+            ClientMessage::Join {
+                room, after, epoch, ..
+            } => Command::Join {
                 room: RoomName::parse(&room).map_err(reject)?,
                 after,
+                epoch,
             },
             ClientMessage::Leave { room, .. } => Command::Leave {
                 room: RoomName::parse(&room).map_err(reject)?,
@@ -224,6 +268,7 @@ mod tests {
             ClientMessage::Join {
                 room: "general".into(),
                 after: None,
+                epoch: None,
                 reference: None,
             },
             json!({"type": "join", "room": "general"}),
@@ -232,9 +277,10 @@ mod tests {
             ClientMessage::Join {
                 room: "general".into(),
                 after: Some(41),
+                epoch: Some("5f0c".into()),
                 reference: Some("r1".into()),
             },
-            json!({"type": "join", "room": "general", "after": 41, "ref": "r1"}),
+            json!({"type": "join", "room": "general", "after": 41, "epoch": "5f0c", "ref": "r1"}),
         );
         round_trip(
             ClientMessage::Leave {
@@ -302,8 +348,23 @@ mod tests {
             request.command,
             Command::Join {
                 room: RoomName::parse("a").unwrap(),
-                after: None
+                after: None,
+                epoch: None
             }
+        );
+    }
+
+    #[test]
+    fn an_epoch_is_a_short_string() {
+        let long = "e".repeat(MAX_EPOCH_CHARS + 1);
+        let rejection = rejected(&format!(
+            r#"{{"type":"join","room":"a","after":3,"epoch":"{long}","ref":"j"}}"#
+        ));
+        assert_eq!(rejection.code, ErrorCode::BadRequest);
+        assert_eq!(rejection.reference.as_deref(), Some("j"));
+        assert_eq!(
+            rejected(r#"{"type":"join","room":"a","epoch":7}"#).code,
+            ErrorCode::BadRequest
         );
     }
 
@@ -367,6 +428,25 @@ mod tests {
         let rejection = rejected(r#"{"type":"say","room":"x","text":"   ","ref":"t"}"#);
         assert_eq!(rejection.code, ErrorCode::InvalidText);
         assert_eq!(rejection.reference.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn default_messages_state_the_limits_of_the_rules() {
+        assert_eq!(
+            default_message(ErrorCode::InvalidRoom),
+            "room names are 1 to 64 letters, digits, '-' or '_', starting with a letter or digit"
+        );
+        assert_eq!(
+            default_message(ErrorCode::InvalidName),
+            "names are 1 to 32 characters without control characters"
+        );
+        assert_eq!(
+            default_message(ErrorCode::InvalidText),
+            "messages are 1 to 4000 characters"
+        );
+        for code in ErrorCode::ALL {
+            assert!(!default_message(code).is_empty(), "{code}");
+        }
     }
 
     #[test]

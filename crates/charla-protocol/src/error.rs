@@ -1,5 +1,6 @@
-//! The error codes of the contract. Each is a stable, machine-readable string
-//! on the wire (`"rate_limited"`); the accompanying `message` is for humans.
+//! The error codes of the contract (docs/protocol.md, "Errors"). Each is a
+//! stable, machine-readable string on the wire (`"rate_limited"`); the
+//! accompanying `message` is for humans.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -10,11 +11,14 @@ use std::fmt;
 pub enum ErrorCode {
     /// Not JSON, not an object, unknown `type`, missing or mistyped field.
     BadRequest,
-    /// A room name outside `^[a-z0-9][a-z0-9_-]{0,63}$` after lowercasing.
+    /// A room name that breaks [`RoomName`](crate::RoomName)'s rule after
+    /// lowercasing.
     InvalidRoom,
-    /// A display name that is empty, too long or holds a control character.
+    /// A display name that is empty, longer than
+    /// [`MAX_NAME_CHARS`](crate::MAX_NAME_CHARS) or holds a control character.
     InvalidName,
-    /// Message text that is empty after trimming or longer than 4000 characters.
+    /// Message text that is empty after trimming or longer than
+    /// [`MAX_TEXT_CHARS`](crate::MAX_TEXT_CHARS).
     InvalidText,
     /// `say`, `typing` or `leave` in a room the session has not joined.
     NotJoined,
@@ -24,11 +28,14 @@ pub enum ErrorCode {
     RateLimited,
     /// A binary frame: Charla speaks JSON in text frames only.
     Unsupported,
+    /// The server could not store the message (its disk failed): it was
+    /// not sent to anyone and can be resent with the same `ref`.
+    Unavailable,
 }
 
 impl ErrorCode {
-    /// Every code, in the order of the contract.
-    pub const ALL: [ErrorCode; 8] = [
+    /// Every code, in the order of docs/protocol.md's table of errors.
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidRoom,
         ErrorCode::InvalidName,
@@ -37,6 +44,7 @@ impl ErrorCode {
         ErrorCode::TooManyRooms,
         ErrorCode::RateLimited,
         ErrorCode::Unsupported,
+        ErrorCode::Unavailable,
     ];
 
     /// The code as it appears on the wire.
@@ -50,6 +58,7 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unsupported => "unsupported",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }

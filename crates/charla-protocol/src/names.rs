@@ -1,11 +1,15 @@
 //! Validated names and text. Each type can only be built through its `parse`,
-//! so a value that reaches the server's state has passed the contract's rules:
+//! so a value that reaches the server's state has passed the contract's rules
+//! (docs/protocol.md, "Names and limits" and rule 2):
 //!
-//! - a room name is ASCII-lowercased, then matches `^[a-z0-9][a-z0-9_-]{0,63}$`
-//!   (lowercasing only ASCII keeps look-alikes such as the Kelvin sign out);
-//! - a display name is trimmed of Unicode white space, holds 1 to 32 Unicode
-//!   scalar values and no control character (C0, DEL, C1) anywhere;
-//! - message text is trimmed and holds 1 to 4000 Unicode scalar values.
+//! - a room name is ASCII-lowercased, then holds 1 to [`MAX_ROOM_CHARS`] of
+//!   `a-z`, `0-9`, `_` and `-` and starts with a letter or digit (lowercasing
+//!   only ASCII keeps look-alikes such as the Kelvin sign out);
+//! - a display name is trimmed of Unicode white space, holds 1 to
+//!   [`MAX_NAME_CHARS`] Unicode scalar values and no control character (C0,
+//!   DEL, C1) anywhere;
+//! - message text is trimmed and holds 1 to [`MAX_TEXT_CHARS`] Unicode scalar
+//!   values.
 
 use crate::{ErrorCode, MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_CHARS};
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,7 @@
 //! What the server sends: one JSON object per text frame, tagged by `"type"`.
 //!
 //! A room's history entries are the same objects as live `message` events,
-//! `"type":"message"` included (rule 17), so a client handles both with one
+//! `"type":"message"` included (docs/protocol.md, rule 17), so a client handles both with one
 //! code path.
 
 use crate::ErrorCode;
@@ -55,6 +55,9 @@ pub enum ServerMessage {
     /// history is complete since the requested `after`.
     Joined {
         room: String,
+        /// Names the room's id sequence: equal across reconnects while ids
+        /// continue, different once they restarted.
+        epoch: String,
         members: Vec<Member>,
         #[serde(
             serialize_with = "serialize_history",
@@ -188,11 +191,12 @@ mod tests {
         round_trip(
             ServerMessage::Joined {
                 room: "general".into(),
+                epoch: "5f0c".into(),
                 members: vec![ana()],
                 history: vec![hello(1), hello(2)],
                 complete: true,
             },
-            json!({"type": "joined", "room": "general", "members": [{"id": "s1", "name": "ana"}],
+            json!({"type": "joined", "room": "general", "epoch": "5f0c", "members": [{"id": "s1", "name": "ana"}],
                    "history": [hello_json(1), hello_json(2)], "complete": true}),
         );
         round_trip(

@@ -1,10 +1,10 @@
 //! The JSON HTTP API: the room directory, history pages, posting from
 //! outside, health and metrics.
 
-use crate::app::AppState;
 use crate::error::HttpError;
 use crate::metrics;
-use crate::registry::{FetchHistory, Post};
+use crate::registry::Post;
+use crate::state::AppState;
 use crate::store::PageQuery;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -13,20 +13,20 @@ use charla_protocol::{DisplayName, ErrorCode, MessageText, RoomName};
 use serde::Deserialize;
 
 /// Messages per history page when the request names no `limit`.
-pub const DEFAULT_PAGE_LIMIT: usize = 50;
+pub(crate) const DEFAULT_PAGE_LIMIT: usize = 50;
 /// Most messages per history page.
-pub const MAX_PAGE_LIMIT: usize = 200;
+pub(crate) const MAX_PAGE_LIMIT: usize = 200;
 
 /// Query of `GET /api/rooms/{room}/messages`.
 #[derive(Debug, Deserialize)]
-pub struct HistoryQuery {
+pub(crate) struct HistoryQuery {
     after: Option<u64>,
     before: Option<u64>,
     limit: Option<usize>,
 }
 
 /// Mounts the API routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::QueryConfig::default().error_handler(|error, _req| {
             HttpError::BadRequest(format!("bad query: {error}")).into()
@@ -62,13 +62,7 @@ async fn history(
         before: query.before,
         limit,
     };
-    let messages = state
-        .registry
-        .send(FetchHistory {
-            room: room.clone(),
-            query,
-        })
-        .await?;
+    let messages = state.history_page(&room, query).await?;
     Ok(HttpResponse::Ok().json(MessagePage {
         room: room.into_string(),
         messages,
@@ -101,18 +95,25 @@ async fn post_message(
     })?;
     let from = DisplayName::parse(&post.from).map_err(|_| HttpError::InvalidName)?;
     let text = MessageText::parse(&post.text).map_err(|_| HttpError::InvalidText)?;
-    match state.registry.send(Post { room, from, text }).await? {
-        Ok(id) => Ok(HttpResponse::Created().json(Posted { id })),
-        Err(ErrorCode::TooManyRooms) => Err(HttpError::TooManyRooms),
-        Err(_) => Err(HttpError::Internal),
+    let stored = state.registry.send(Post { room, from, text }).await?;
+    match stored.await {
+        Ok(Ok(id)) => Ok(HttpResponse::Created().json(Posted { id })),
+        Ok(Err(ErrorCode::TooManyRooms)) => Err(HttpError::TooManyRooms),
+        Ok(Err(ErrorCode::Unavailable)) => Err(HttpError::StoreUnavailable),
+        Ok(Err(_)) | Err(_) => Err(HttpError::Internal),
     }
 }
 
-/// `GET /healthz`: 200 while serving, 503 once shutting down.
+/// `GET /healthz`: 200 while serving; 503 once shutting down, or while the
+/// database refuses writes (messages are refused then).
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     if state.is_shutting_down() {
         HttpResponse::ServiceUnavailable().json(Health {
             status: "shutting_down".to_owned(),
+        })
+    } else if !state.store_is_healthy() {
+        HttpResponse::ServiceUnavailable().json(Health {
+            status: "storage_failing".to_owned(),
         })
     } else {
         HttpResponse::Ok().json(Health {

@@ -1,5 +1,4 @@
-//! Building and running the server: the shared state, the routes, and the
-//! graceful shutdown.
+//! Building and running the server: the routes and the graceful shutdown.
 //!
 //! [`Application::with_listener`] takes a bound listener (tests bind
 //! `127.0.0.1:0`), [`Application::run_until_stopped`] takes the shutdown
@@ -12,14 +11,16 @@ use crate::config::Config;
 use crate::directory::Directory;
 use crate::metrics::Metrics;
 use crate::registry::{Registry, Shutdown};
-use crate::store::MemoryStore;
+use crate::state::AppState;
+use crate::store::Store;
+use crate::store::database::Database;
 use crate::{api, ws};
-use actix::{Actor, Addr};
+use actix::{AsyncContext, Context};
 use actix_web::{App, HttpServer, web};
 use std::future::Future;
 use std::net::TcpListener;
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Longest wait for sessions to close after they were sent 1001.
@@ -27,49 +28,16 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for the HTTP server's connections to finish afterwards.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// What every request handler and session shares.
-#[derive(Debug)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub registry: Addr<Registry>,
-    pub directory: Arc<Directory>,
-    pub metrics: Arc<Metrics>,
-    shutting_down: AtomicBool,
-    next_session: AtomicU64,
-}
-
-impl AppState {
-    /// Whether shutdown has begun.
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Acquire)
-    }
-
-    /// A fresh session id. Ids start at a random point so a client never
-    /// mistakes a session of this process for one of a previous run.
-    pub fn next_session_id(&self) -> u64 {
-        self.next_session.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// One of the `CHARLA_MAX_CONNECTIONS` places, if one is free.
-    pub fn admit(&self) -> Option<ConnectionPermit> {
-        self.metrics
-            .try_open_connection(self.config.max_connections)
-            .then(|| ConnectionPermit {
-                metrics: self.metrics.clone(),
-            })
-    }
-}
-
-/// An open connection's place; dropping it frees the place.
-#[derive(Debug)]
-pub struct ConnectionPermit {
-    metrics: Arc<Metrics>,
-}
-
-impl Drop for ConnectionPermit {
-    fn drop(&mut self) {
-        self.metrics.connection_closed();
-    }
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The address could not be bound or listened on.
+    #[error("cannot listen: {0}")]
+    Listen(std::io::Error),
+    /// The database could not be opened; the text names the path, the
+    /// setting and what to do.
+    #[error("{0}")]
+    Database(String),
 }
 
 /// A bound, ready-to-run server.
@@ -82,28 +50,42 @@ pub struct Application {
 impl Application {
     /// Binds `CHARLA_HOST:PORT` (every interface by default). Must run
     /// inside an actix `System`.
-    pub fn build(config: Config) -> std::io::Result<Application> {
-        let listener = TcpListener::bind((config.host, config.port))?;
+    pub fn build(config: Config) -> Result<Application, StartError> {
+        let listener = TcpListener::bind((config.host, config.port)).map_err(StartError::Listen)?;
         Application::with_listener(listener, config)
     }
 
     /// Serves on an already bound listener. Must run inside an actix `System`.
-    pub fn with_listener(listener: TcpListener, config: Config) -> std::io::Result<Application> {
-        let port = listener.local_addr()?.port();
+    pub fn with_listener(listener: TcpListener, config: Config) -> Result<Application, StartError> {
+        let port = listener.local_addr().map_err(StartError::Listen)?.port();
         let config = Arc::new(config);
         let directory = Arc::new(Directory::default());
         let metrics = Arc::new(Metrics::new());
-        let store = Box::new(MemoryStore::new(config.history));
-        let registry =
-            Registry::new(config.clone(), store, directory.clone(), metrics.clone()).start();
-        let state = web::Data::new(AppState {
-            config,
-            registry,
-            directory,
-            metrics,
-            shutting_down: AtomicBool::new(false),
-            next_session: AtomicU64::new(fastrand::u64(..u64::MAX / 2)),
-        });
+        // The registry's address exists before the registry runs, so the
+        // store's writer thread can report to it from the start.
+        let context = Context::<Registry>::new();
+        let (store, disk) = if config.in_memory() {
+            (Store::memory(config.history), None)
+        } else {
+            let database = Database::open(Path::new(&config.database))
+                .map_err(|error| StartError::Database(error.to_string()))?;
+            let disk = database
+                .reader()
+                .map_err(|error| StartError::Database(error.to_string()))?;
+            let store = Store::sqlite(database, config.history, context.address().recipient())
+                .map_err(|error| StartError::Database(error.to_string()))?;
+            (store, Some(disk))
+        };
+        let health = store.health();
+        let registry = context.run(Registry::new(
+            config.clone(),
+            store,
+            directory.clone(),
+            metrics.clone(),
+        ));
+        let state = web::Data::new(AppState::new(
+            config, registry, directory, metrics, disk, health,
+        ));
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -120,7 +102,8 @@ impl Application {
         // algorithm holds a frame back until the previous one is acknowledged.
         .tcp_nodelay(true)
         .shutdown_timeout(STOP_TIMEOUT.as_secs())
-        .listen(listener)?
+        .listen(listener)
+        .map_err(StartError::Listen)?
         .run();
         Ok(Application {
             port,
@@ -146,7 +129,7 @@ impl Application {
             () = shutdown => {}
         }
         tracing::info!("shutting down: closing every session with 1001");
-        self.state.shutting_down.store(true, Ordering::Release);
+        self.state.begin_shutdown();
         match self.state.registry.send(Shutdown).await {
             Ok(drained) => {
                 if tokio::time::timeout(DRAIN_TIMEOUT, drained).await.is_err() {

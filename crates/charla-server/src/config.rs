@@ -7,6 +7,7 @@
 //! variable's name, so clap's own error says `<CHARLA_MSG_RATE>`, and
 //! [`Config::validate`] names the variables it compares.
 
+use charla_protocol::settings::parse_seconds;
 use clap::{Parser, ValueEnum};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -14,6 +15,11 @@ use std::time::Duration;
 /// Default number of frames a session may have waiting to be written before
 /// it counts as a slow consumer.
 pub const DEFAULT_OUTBOX_FRAMES: usize = 256;
+
+/// Default `CHARLA_DATABASE`: a file in the working directory.
+pub const DEFAULT_DATABASE: &str = "charla.db";
+/// The `CHARLA_DATABASE` value that keeps history in memory only.
+pub const IN_MEMORY: &str = ":memory:";
 
 /// Charla: a real-time, multi-room chat server.
 #[derive(Clone, Debug, Parser)]
@@ -160,6 +166,17 @@ pub struct Config {
     )]
     pub outbox_frames: usize,
 
+    /// Where history is kept: a SQLite file, created if missing (its
+    /// directory must exist and be writable), or `:memory:` to keep
+    /// nothing beyond the process (tests, benchmarks).
+    #[arg(
+        long,
+        env = "CHARLA_DATABASE",
+        value_name = "CHARLA_DATABASE",
+        default_value = DEFAULT_DATABASE
+    )]
+    pub database: String,
+
     /// Log filter, in `tracing` directive syntax (`info`, `charla_server=debug`).
     #[arg(
         long = "rust-log",
@@ -191,6 +208,11 @@ impl Config {
     /// start from here and shorten timings).
     pub fn defaults() -> Config {
         Config::parse_from_env_free(["charla"])
+    }
+
+    /// Whether history lives in memory only.
+    pub fn in_memory(&self) -> bool {
+        self.database == IN_MEMORY
     }
 
     /// Parses flags only, ignoring the environment.
@@ -239,26 +261,14 @@ impl Config {
         if self.max_connections == 0 {
             return fail("CHARLA_MAX_CONNECTIONS must be at least 1");
         }
+        if self.database.trim().is_empty() {
+            return fail("CHARLA_DATABASE must name a file, or be :memory:");
+        }
         if self.outbox_frames < 2 {
             return fail("CHARLA_OUTBOX_FRAMES must be at least 2");
         }
         Ok(())
     }
-
-    /// Whether `say` and `nick` are rate limited at all.
-    pub fn flood_control(&self) -> bool {
-        self.msg_rate > 0.0
-    }
-}
-
-/// Parses a number of seconds, decimals allowed (`15`, `0.25`).
-fn parse_seconds(raw: &str) -> Result<Duration, String> {
-    let seconds: f64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{raw}` is not a number of seconds"))?;
-    Duration::try_from_secs_f64(seconds)
-        .map_err(|_| format!("`{raw}` is not a usable number of seconds"))
 }
 
 #[cfg(test)]
@@ -280,6 +290,8 @@ mod tests {
         assert_eq!(config.msg_burst, 20);
         assert_eq!(config.max_rooms, 10_000);
         assert_eq!(config.max_connections, 10_000);
+        assert_eq!(config.database, "charla.db");
+        assert!(!config.in_memory());
         assert!(config.api_token.is_none());
         assert!(config.allowed_origins.is_empty());
         config.validate().unwrap();
@@ -302,7 +314,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.port, 9000);
-        assert!(!config.flood_control());
+        assert_eq!(config.msg_rate, 0.0);
         assert_eq!(config.heartbeat, Duration::from_millis(500));
         assert_eq!(
             config.allowed_origins,

@@ -17,18 +17,18 @@ struct RoomStats {
 
 /// Read-mostly snapshot of every room's counts.
 #[derive(Debug, Default)]
-pub struct Directory {
+pub(crate) struct Directory {
     rooms: DashMap<RoomName, RoomStats>,
 }
 
 impl Directory {
     /// Records a room's member count.
-    pub fn set_members(&self, room: &RoomName, members: usize) {
+    pub(crate) fn set_members(&self, room: &RoomName, members: usize) {
         self.rooms.entry(room.clone()).or_default().members = members;
     }
 
     /// Records a room's newest message id.
-    pub fn set_last_id(&self, room: &RoomName, last_id: u64) {
+    pub(crate) fn set_last_id(&self, room: &RoomName, last_id: u64) {
         if let Some(mut stats) = self.rooms.get_mut(room) {
             stats.last_id = last_id;
         } else {
@@ -43,12 +43,12 @@ impl Directory {
     }
 
     /// Forgets a room that left memory.
-    pub fn remove(&self, room: &RoomName) {
+    pub(crate) fn remove(&self, room: &RoomName) {
         self.rooms.remove(room);
     }
 
     /// Rooms with members: most members first, ties by name, at most 100.
-    pub fn listing(&self) -> Vec<RoomSummary> {
+    pub(crate) fn listing(&self) -> Vec<RoomSummary> {
         let mut rooms: Vec<RoomSummary> = self
             .rooms
             .iter()

@@ -5,20 +5,21 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use charla_protocol::api::ApiError;
+use charla_protocol::{MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_CHARS};
 
 /// Seconds a client refused for capacity or shutdown is asked to wait.
-pub const RETRY_AFTER_SECS: u32 = 5;
+pub(crate) const RETRY_AFTER_SECS: u32 = 5;
 
 /// Why an HTTP request was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    #[error("no such room: room names are 1 to 64 letters, digits, '-' or '_'")]
+pub(crate) enum HttpError {
+    #[error("no such room: room names are 1 to {MAX_ROOM_CHARS} letters, digits, '-' or '_'")]
     InvalidRoom,
     #[error("{0}")]
     BadRequest(String),
-    #[error("names are 1 to 32 characters without control characters")]
+    #[error("names are 1 to {MAX_NAME_CHARS} characters without control characters")]
     InvalidName,
-    #[error("messages are 1 to 4000 characters")]
+    #[error("messages are 1 to {MAX_TEXT_CHARS} characters")]
     InvalidText,
     #[error("a valid `Authorization: Bearer <token>` header is required")]
     Unauthorized,
@@ -32,6 +33,10 @@ pub enum HttpError {
     ShuttingDown,
     #[error("the server holds as many rooms as it may; retry later")]
     TooManyRooms,
+    #[error("the message could not be stored and was not sent; retry later")]
+    StoreUnavailable,
+    #[error("history cannot be read right now; retry later")]
+    HistoryUnavailable,
     #[error("internal error")]
     Internal,
 }
@@ -45,9 +50,11 @@ impl HttpError {
             HttpError::InvalidText => "invalid_text",
             HttpError::Unauthorized => "unauthorized",
             HttpError::PostingDisabled | HttpError::ForbiddenOrigin => "forbidden",
-            HttpError::TooManyConnections | HttpError::ShuttingDown | HttpError::TooManyRooms => {
-                "unavailable"
-            }
+            HttpError::TooManyConnections
+            | HttpError::ShuttingDown
+            | HttpError::TooManyRooms
+            | HttpError::StoreUnavailable
+            | HttpError::HistoryUnavailable => "unavailable",
             HttpError::Internal => "internal",
         }
     }
@@ -62,9 +69,11 @@ impl ResponseError for HttpError {
             }
             HttpError::Unauthorized => StatusCode::UNAUTHORIZED,
             HttpError::PostingDisabled | HttpError::ForbiddenOrigin => StatusCode::FORBIDDEN,
-            HttpError::TooManyConnections | HttpError::ShuttingDown | HttpError::TooManyRooms => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            HttpError::TooManyConnections
+            | HttpError::ShuttingDown
+            | HttpError::TooManyRooms
+            | HttpError::StoreUnavailable
+            | HttpError::HistoryUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,7 +85,11 @@ impl ResponseError for HttpError {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
-            HttpError::TooManyConnections | HttpError::ShuttingDown | HttpError::TooManyRooms => {
+            HttpError::TooManyConnections
+            | HttpError::ShuttingDown
+            | HttpError::TooManyRooms
+            | HttpError::StoreUnavailable
+            | HttpError::HistoryUnavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
             }
             _ => {}

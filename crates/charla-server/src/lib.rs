@@ -6,12 +6,14 @@
 //! - [`config`]: the one `Config` (flags and environment variables).
 //! - [`app`]: [`Application`]: build on a listener, run until a shutdown
 //!   future completes, drain sessions with 1001.
+//! - [`state`]: `AppState`, what every request handler shares, and the
+//!   permit an open connection holds.
 //! - [`ws`]: `GET /ws`: origin check, name, connection cap, then the wiring
 //!   of one connection.
 //! - [`session`]: the per-connection actor (reads frames, heartbeat).
 //! - [`outbox`]: a session's bounded outbound queue and its writer task.
-//! - [`registry`]: the room registry actor (rooms, membership, presence,
-//!   flood control, directory pushes).
+//! - [`registry`]: the room registry actor, a folder: its message table,
+//!   one handler per message, rooms and eviction, flood control.
 //! - [`store`]: the storage seam: ids, history, the `ref` window.
 //! - [`directory`]: the room directory snapshot read by HTTP.
 //! - [`api`]: the JSON HTTP API, `/healthz` and `/metrics`.
@@ -47,19 +49,20 @@
 //! the other nodes' registries over pub/sub, where it enters the same
 //! broadcast path as a local message.
 
-pub mod api;
-pub mod app;
-pub mod config;
-pub mod directory;
-pub mod error;
-pub mod metrics;
-pub mod outbox;
-pub mod pages;
-pub mod registry;
-pub mod session;
-pub mod store;
+mod api;
+mod app;
+mod config;
+mod directory;
+mod error;
+mod metrics;
+mod outbox;
+mod pages;
+mod registry;
+mod session;
+mod state;
+mod store;
 pub mod telemetry;
-pub mod ws;
+mod ws;
 
-pub use app::Application;
-pub use config::Config;
+pub use app::{Application, StartError};
+pub use config::{Config, LogFormat};

@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
     let application = match Application::build(config) {
         Ok(application) => application,
         Err(error) => {
-            tracing::error!(%host, port, error = %error, "cannot listen");
+            tracing::error!(%host, port, "charla cannot start: {error}");
             return ExitCode::FAILURE;
         }
     };

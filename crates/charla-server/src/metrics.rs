@@ -15,7 +15,7 @@ use prometheus_client::registry::Registry;
 use std::time::Duration;
 
 /// The content type of [`Metrics::render`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Labels of `charla_errors_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -25,7 +25,7 @@ struct ErrorLabels {
 
 /// Every metric the server exports.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     connections: Gauge,
     rooms: Gauge,
@@ -45,7 +45,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Registers every metric under the `charla_` prefix.
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut registry = Registry::with_prefix("charla");
         let connections = Gauge::default();
         let rooms = Gauge::default();
@@ -98,7 +98,7 @@ impl Metrics {
     }
 
     /// Counts a new connection unless `max` are open already.
-    pub fn try_open_connection(&self, max: usize) -> bool {
+    pub(crate) fn try_open_connection(&self, max: usize) -> bool {
         let before = self.connections.inc();
         if usize::try_from(before).is_ok_and(|open| open >= max) {
             self.connections.dec();
@@ -107,27 +107,27 @@ impl Metrics {
         true
     }
 
-    pub fn connection_closed(&self) {
+    pub(crate) fn connection_closed(&self) {
         self.connections.dec();
     }
 
-    pub fn set_rooms(&self, rooms: usize) {
+    pub(crate) fn set_rooms(&self, rooms: usize) {
         self.rooms.set(i64::try_from(rooms).unwrap_or(i64::MAX));
     }
 
     /// A message was stored and queued to `members` members in `elapsed`.
-    pub fn message_fanned_out(&self, members: usize, elapsed: Duration) {
+    pub(crate) fn message_fanned_out(&self, members: usize, elapsed: Duration) {
         self.messages.inc();
         self.deliveries.inc_by(members as u64);
         self.fanout_seconds.observe(elapsed.as_secs_f64());
     }
 
-    pub fn slow_consumer(&self) {
+    pub(crate) fn slow_consumer(&self) {
         self.slow_consumers.inc();
     }
 
     /// An error event was sent to a client.
-    pub fn error(&self, code: ErrorCode) {
+    pub(crate) fn error(&self, code: ErrorCode) {
         if code == ErrorCode::RateLimited {
             self.rate_limited.inc();
         }
@@ -139,7 +139,7 @@ impl Metrics {
     }
 
     /// The exposition text.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");

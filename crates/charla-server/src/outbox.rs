@@ -35,15 +35,15 @@ use std::time::Duration;
 
 /// How long the writer keeps trying to hand over the close frame to a client
 /// that is not reading, before it gives the connection up.
-pub const CLOSE_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(10);
 
 /// A drained queue whose buffer grew beyond this many frames (a burst) gives
 /// the memory back, so a once-busy idle session costs what a new one does.
-pub const SHRINK_ABOVE_FRAMES: usize = 32;
+pub(crate) const SHRINK_ABOVE_FRAMES: usize = 32;
 
 /// One frame for the writer to send.
 #[derive(Debug)]
-pub enum Frame {
+pub(crate) enum Frame {
     /// A JSON text frame, shared between every recipient of a broadcast.
     Text(ByteString),
     /// A protocol-level ping (heartbeat).
@@ -54,7 +54,7 @@ pub enum Frame {
 
 /// Why a frame was not queued.
 #[derive(Debug, PartialEq, Eq)]
-pub enum NotQueued {
+pub(crate) enum NotQueued {
     /// The queue is full: the client is a slow consumer.
     Full,
     /// A close was asked for: the frame would never be sent.
@@ -63,13 +63,13 @@ pub enum NotQueued {
 
 /// The sending side of a session's outbound queue. Cheap to clone.
 #[derive(Debug)]
-pub struct Outbox {
+pub(crate) struct Outbox {
     shared: Arc<Shared>,
 }
 
 /// The writer's end of the queue.
 #[derive(Debug)]
-pub struct OutboxReceiver {
+pub(crate) struct OutboxReceiver {
     shared: Arc<Shared>,
 }
 
@@ -157,7 +157,7 @@ impl Drop for Outbox {
 
 impl Outbox {
     /// A queue holding at most `capacity` frames.
-    pub fn channel(capacity: usize) -> (Outbox, OutboxReceiver) {
+    pub(crate) fn channel(capacity: usize) -> (Outbox, OutboxReceiver) {
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
             capacity,
@@ -174,8 +174,8 @@ impl Outbox {
     }
 
     /// Queues a frame without waiting.
-    pub fn push(&self, frame: Frame) -> Result<(), NotQueued> {
-        if self.is_closing() {
+    pub(crate) fn push(&self, frame: Frame) -> Result<(), NotQueued> {
+        if self.shared.is_closing() {
             return Err(NotQueued::Closing);
         }
         let mut queue = self.shared.lock();
@@ -194,18 +194,18 @@ impl Outbox {
     }
 
     /// Queues already serialised JSON.
-    pub fn push_text(&self, text: ByteString) -> Result<(), NotQueued> {
+    pub(crate) fn push_text(&self, text: ByteString) -> Result<(), NotQueued> {
         self.push(Frame::Text(text))
     }
 
     /// Serialises `message` for this one recipient and queues it.
-    pub fn send(&self, message: &ServerMessage) -> Result<(), NotQueued> {
+    pub(crate) fn send(&self, message: &ServerMessage) -> Result<(), NotQueued> {
         self.push_text(message.to_json().into())
     }
 
     /// Asks the writer to close the connection with `code`. Frames still in
     /// the queue are dropped; the first close asked for wins.
-    pub fn close(&self, code: CloseCode, description: &str) {
+    pub(crate) fn close(&self, code: CloseCode, description: &str) {
         let reason = CloseReason {
             code,
             description: Some(description.to_owned()),
@@ -215,16 +215,11 @@ impl Outbox {
             self.shared.writer.wake();
         }
     }
-
-    /// Whether a close was asked for.
-    pub fn is_closing(&self) -> bool {
-        self.shared.is_closing()
-    }
 }
 
 /// Drains the queue into the socket in order until the outbox is closed or
 /// every [`Outbox`] is gone, then sends the close frame.
-pub async fn run_writer(mut session: actix_ws::Session, outbox: OutboxReceiver) {
+pub(crate) async fn run_writer(mut session: actix_ws::Session, outbox: OutboxReceiver) {
     let shared = &outbox.shared;
     while let Some(frame) = poll_fn(|cx| shared.poll_next(cx)).await {
         // Sending first: when actix-ws has room (almost always) the frame

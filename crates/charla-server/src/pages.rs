@@ -12,10 +12,12 @@
 //!   invalid is a 404 page, uppercase redirects to the canonical lowercase
 //!   path;
 //! - unknown paths under `/api/` stay JSON (`{"error","message"}`): API
-//!   clients never get HTML.
+//!   clients never get HTML;
+//! - the lobby and room pages carry this server's facts (its configured
+//!   room cap, the contract's limits) for their script, from
+//!   [`server_facts`]: the client repeats none of them.
 
-use crate::app::AppState;
-use crate::registry::ViewRoom;
+use crate::state::{AppState, HistoryError};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError, web};
@@ -49,8 +51,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// cause goes to the log only.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
-    #[error("the registry did not answer: {0}")]
-    Registry(#[from] actix::MailboxError),
+    #[error("the room could not be read: {0}")]
+    History(#[from] HistoryError),
     #[error("a template failed to render: {0}")]
     Render(#[from] charla_web::RenderError),
 }
@@ -68,7 +70,7 @@ impl ResponseError for PageError {
 
 /// `GET /`: the lobby, with the room directory as it is now.
 async fn lobby(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    let page = LobbyPage::new(state.directory.listing()).render()?;
+    let page = LobbyPage::new(state.directory.listing(), server_facts(&state)).render()?;
     Ok(html(StatusCode::OK).body(page))
 }
 
@@ -103,9 +105,21 @@ async fn room(
         // client's list of open rooms agree.
         return Ok(redirect(StatusCode::PERMANENT_REDIRECT, &room));
     }
-    let view = state.registry.send(ViewRoom { room: room.clone() }).await?;
-    let page = RoomPage::new(room.as_str(), view.members, view.history).render()?;
+    let view = state.room_view(&room).await?;
+    let page = RoomPage::new(
+        room.as_str(),
+        view.members,
+        view.history.unwrap_or_default(),
+        server_facts(&state),
+    )
+    .render()?;
     Ok(html(StatusCode::OK).body(page))
+}
+
+/// What the pages' script must know about this server: the room cap of its
+/// `Config` (`CHARLA_MAX_ROOMS_PER_SESSION`) and the contract's limits.
+fn server_facts(state: &AppState) -> charla_web::ServerFacts {
+    charla_web::ServerFacts::new(state.config.max_rooms_per_session)
 }
 
 /// `GET /assets/{path}`: an embedded client file, with `304` when the
@@ -199,7 +213,8 @@ mod tests {
 
     #[actix_web::test]
     async fn the_friendly_5xx_page_carries_the_security_headers() {
-        let response = PageError::Registry(actix::MailboxError::Closed).error_response();
+        let response = PageError::History(HistoryError::Registry(actix::MailboxError::Closed))
+            .error_response();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(
             header_of(&response, header::CONTENT_SECURITY_POLICY),

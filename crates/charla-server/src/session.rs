@@ -13,13 +13,13 @@
 //!   sender, one FIFO mailbox);
 //! - the session leaves every room when the actor stops, whatever stopped it.
 
-use crate::app::{AppState, ConnectionPermit};
 use crate::metrics::Metrics;
 use crate::outbox::{Frame, NotQueued, Outbox};
 use crate::registry::{
     Connect, Disconnect, Join, Leave, Registry, Rename, Say, SessionId, Typing, UnwatchRooms,
     WatchRooms,
 };
+use crate::state::ConnectionPermit;
 use actix::prelude::*;
 use actix_ws::{AggregatedMessage, CloseCode, ProtocolError};
 use charla_protocol::{
@@ -31,10 +31,10 @@ use std::time::{Duration, Instant};
 /// The writer task finished: the connection is closed or gone.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct WriterDone;
+pub(crate) struct WriterDone;
 
 /// The per-connection actor.
-pub struct ChatSession {
+pub(crate) struct ChatSession {
     id: SessionId,
     member: Member,
     outbox: Outbox,
@@ -50,23 +50,40 @@ pub struct ChatSession {
     permit: Option<ConnectionPermit>,
 }
 
+/// What a session needs besides its own connection: where requests go,
+/// where it counts, and its heartbeat timings.
+pub(crate) struct SessionLinks {
+    pub(crate) registry: Addr<Registry>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Time between two server pings.
+    pub(crate) heartbeat: Duration,
+    /// Silence after which the connection is dropped.
+    pub(crate) client_timeout: Duration,
+}
+
 impl ChatSession {
-    pub fn new(
+    pub(crate) fn new(
         id: SessionId,
         member: Member,
         outbox: Outbox,
-        state: &AppState,
+        links: SessionLinks,
         permit: ConnectionPermit,
     ) -> ChatSession {
         let span = tracing::info_span!("session", session = %id);
+        let SessionLinks {
+            registry,
+            metrics,
+            heartbeat,
+            client_timeout,
+        } = links;
         ChatSession {
             id,
             member,
             outbox,
-            registry: state.registry.clone(),
-            metrics: state.metrics.clone(),
-            heartbeat: state.config.heartbeat,
-            client_timeout: state.config.client_timeout,
+            registry,
+            metrics,
+            heartbeat,
+            client_timeout,
             last_heard: Instant::now(),
             span,
             permit: Some(permit),
@@ -115,10 +132,11 @@ impl ChatSession {
         let session = self.id;
         match command {
             Command::Ping => self.reply(&ServerMessage::Pong { reference }, ctx),
-            Command::Join { room, after } => self.registry.do_send(Join {
+            Command::Join { room, after, epoch } => self.registry.do_send(Join {
                 session,
                 room,
                 after,
+                epoch,
                 reference,
             }),
             Command::Leave { room } => self.registry.do_send(Leave {

@@ -2,11 +2,11 @@
 //! display name, connection cap), then the wiring of one connection: its
 //! outbox, its writer task and its session actor.
 
-use crate::app::AppState;
 use crate::error::HttpError;
 use crate::outbox::{Outbox, run_writer};
 use crate::registry::SessionId;
-use crate::session::{ChatSession, WriterDone};
+use crate::session::{ChatSession, SessionLinks, WriterDone};
+use crate::state::AppState;
 use actix::{Actor, AsyncContext};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -15,12 +15,12 @@ use serde::Deserialize;
 
 /// Query of `GET /ws`.
 #[derive(Debug, Deserialize)]
-pub struct UpgradeQuery {
+pub(crate) struct UpgradeQuery {
     name: Option<String>,
 }
 
 /// Upgrades to a WebSocket session.
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     request: HttpRequest,
     body: web::Payload,
     query: web::Query<UpgradeQuery>,
@@ -54,7 +54,13 @@ pub async fn upgrade(
         id: id.to_string(),
         name,
     };
-    let session = ChatSession::new(id, member, outbox, &state, permit);
+    let links = SessionLinks {
+        registry: state.registry.clone(),
+        metrics: state.metrics.clone(),
+        heartbeat: state.config.heartbeat,
+        client_timeout: state.config.client_timeout,
+    };
+    let session = ChatSession::new(id, member, outbox, links, permit);
     let address = ChatSession::create(|ctx| {
         ctx.add_stream(stream);
         session
@@ -69,7 +75,7 @@ pub async fn upgrade(
 /// Rule 4 and 24: no `Origin` (a non-browser client) passes; otherwise the
 /// origin's `host[:port]` must equal the request's `Host`, or the origin be
 /// listed (or the list hold `*`). `Origin: null` matches nothing.
-pub fn origin_allowed(request: &HttpRequest, allowed: &[String]) -> bool {
+pub(crate) fn origin_allowed(request: &HttpRequest, allowed: &[String]) -> bool {
     let Some(origin) = request.headers().get(header::ORIGIN) else {
         return true;
     };

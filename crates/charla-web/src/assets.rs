@@ -69,13 +69,37 @@ mod tests {
     fn the_client_entry_points_are_embedded_with_their_types() {
         let css = asset("charla.css").expect("charla.css is embedded");
         assert_eq!(css.content_type, "text/css; charset=utf-8");
-        for module in ["js/lobby.js", "js/room.js", "js/connection.js"] {
+        for module in [
+            "js/lobby.js",
+            "js/room.js",
+            "js/room-view.js",
+            "js/tabs.js",
+            "js/dom.js",
+            "js/facts.js",
+            "js/connection.js",
+        ] {
             let js = asset(module).unwrap_or_else(|| panic!("{module} is embedded"));
             assert_eq!(js.content_type, "text/javascript; charset=utf-8");
             assert!(!js.bytes.is_empty());
         }
         let icon = asset("icon.svg").expect("icon.svg is embedded");
         assert!(icon.content_type.starts_with("image/svg+xml"));
+    }
+
+    #[test]
+    fn every_module_import_resolves_to_an_embedded_file() {
+        // Module imports are relative (`from './dom.js'`): each must name an
+        // embedded file, or the page fails to load with no build step to
+        // notice.
+        for path in paths().filter(|path| path.ends_with(".js")) {
+            let file = asset(&path).unwrap();
+            let text = String::from_utf8_lossy(&file.bytes);
+            for import in text.split("from './").skip(1) {
+                let name = &import[..import.find('\'').expect("a closing quote")];
+                let target = format!("js/{name}");
+                assert!(asset(&target).is_some(), "{path} imports missing {target}");
+            }
+        }
     }
 
     #[test]

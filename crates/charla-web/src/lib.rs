@@ -10,7 +10,8 @@
 //!
 //! - [`pages`]: one struct per page ([`LobbyPage`], [`RoomPage`],
 //!   [`NotFoundPage`], [`ServerErrorPage`]); rendering one is
-//!   [`Template::render`].
+//!   [`Template::render`]. [`ServerFacts`] is what the pages with a script
+//!   tell it about the server (`data-*` attributes on `<body>`).
 //! - [`assets`]: [`asset`] looks up an embedded file: its bytes, its content
 //!   type and a validator for conditional requests.
 //! - [`clock`]: message times as UTC text, for pages read without JavaScript
@@ -32,7 +33,7 @@ pub mod pages;
 
 pub use askama::{Error as RenderError, Template};
 pub use assets::{Asset, asset};
-pub use pages::{LobbyPage, NotFoundPage, RoomPage, ServerErrorPage};
+pub use pages::{LobbyPage, NotFoundPage, RoomPage, ServerErrorPage, ServerFacts};
 
 /// The `Content-Security-Policy` of every HTML page.
 ///

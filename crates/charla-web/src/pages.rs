@@ -7,14 +7,52 @@
 //! id of the last message it rendered (`data-last-id`) so the live client
 //! resumes exactly there. Pages hand data to the client only in `data-*`
 //! attributes: the Content-Security-Policy forbids inline scripts.
+//!
+//! The pages that run a script (the lobby and the room) also carry
+//! [`ServerFacts`] on `<body>`: the limits this server enforces and the ids
+//! it uses. The client reads them once at boot instead of repeating them, so
+//! they have one home each: `charla-protocol`'s constants, or the server's
+//! `Config` for what an operator can change.
 
 use crate::clock;
 use askama::Template;
-use charla_protocol::{ChatMessage, Member, RoomSummary};
+use charla_protocol::{
+    API_SENDER_ID, ChatMessage, MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_CHARS, Member, RoomSummary,
+};
 
-/// `from.id` of messages posted through the HTTP API: their sender's name
-/// is whatever the poster claimed, so pages mark them.
-pub const API_SENDER_ID: &str = "api";
+/// What the client must know about this server, rendered by
+/// `templates/server_facts.html` as `data-*` attributes on `<body>`:
+///
+/// | attribute | value |
+/// |---|---|
+/// | `data-max-rooms-per-session` | rooms one connection may join (the server's `Config`) |
+/// | `data-max-name-chars` | [`MAX_NAME_CHARS`] |
+/// | `data-max-text-chars` | [`MAX_TEXT_CHARS`] |
+/// | `data-max-room-chars` | [`MAX_ROOM_CHARS`] |
+/// | `data-api-sender-id` | [`API_SENDER_ID`] |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerFacts {
+    max_rooms_per_session: usize,
+    max_name_chars: usize,
+    max_text_chars: usize,
+    max_room_chars: usize,
+    api_sender_id: &'static str,
+}
+
+impl ServerFacts {
+    /// The facts of a server that lets one connection join
+    /// `max_rooms_per_session` rooms; the rest are the contract's constants
+    /// (docs/protocol.md, "Names and limits").
+    pub fn new(max_rooms_per_session: usize) -> ServerFacts {
+        ServerFacts {
+            max_rooms_per_session,
+            max_name_chars: MAX_NAME_CHARS,
+            max_text_chars: MAX_TEXT_CHARS,
+            max_room_chars: MAX_ROOM_CHARS,
+            api_sender_id: API_SENDER_ID,
+        }
+    }
+}
 
 /// Distinct name colours; the client (`assets/js/format.js`) uses the same
 /// count and the same hash, so a person keeps their colour across renders.
@@ -37,12 +75,13 @@ pub fn hue_of(id: &str) -> u32 {
 #[template(path = "lobby.html")]
 pub struct LobbyPage {
     rooms: Vec<RoomSummary>,
+    facts: ServerFacts,
 }
 
 impl LobbyPage {
     /// The lobby listing `rooms` (rooms with members, most members first).
-    pub fn new(rooms: Vec<RoomSummary>) -> LobbyPage {
-        LobbyPage { rooms }
+    pub fn new(rooms: Vec<RoomSummary>, facts: ServerFacts) -> LobbyPage {
+        LobbyPage { rooms, facts }
     }
 }
 
@@ -98,12 +137,19 @@ pub struct RoomPage {
     /// Whether messages older than the first rendered one exist (the
     /// client offers "load older messages").
     has_older: bool,
+    facts: ServerFacts,
 }
 
 impl RoomPage {
     /// The page of `room` (already validated and lowercased) with its
-    /// current `members` and recent `history` (ascending ids).
-    pub fn new(room: &str, members: Vec<Member>, history: Vec<ChatMessage>) -> RoomPage {
+    /// current `members` and recent `history` (ascending ids), on a server
+    /// described by `facts`.
+    pub fn new(
+        room: &str,
+        members: Vec<Member>,
+        history: Vec<ChatMessage>,
+        facts: ServerFacts,
+    ) -> RoomPage {
         let last_id = history.last().map_or(0, |m| m.id);
         let has_older = history.first().is_some_and(|m| m.id > 1);
         RoomPage {
@@ -119,6 +165,7 @@ impl RoomPage {
             messages: history.into_iter().map(MessageView::from).collect(),
             last_id,
             has_older,
+            facts,
         }
     }
 
@@ -144,9 +191,10 @@ impl NotFoundPage {
     pub fn invalid_room(raw: &str) -> NotFoundPage {
         NotFoundPage {
             heading: "That is not a room name".to_owned(),
-            detail: "Room names are 1 to 64 letters, digits, '-' or '_', and start \
-                     with a letter or a digit."
-                .to_owned(),
+            detail: format!(
+                "Room names are 1 to {MAX_ROOM_CHARS} letters, digits, '-' or '_', and \
+                 start with a letter or a digit."
+            ),
             asked: raw.to_owned(),
         }
     }
@@ -175,6 +223,11 @@ mod tests {
             id: id.into(),
             name: name.into(),
         }
+    }
+
+    /// The facts of a server configured away from the usual 16 rooms.
+    fn facts() -> ServerFacts {
+        ServerFacts::new(5)
     }
 
     fn message(id: u64, from: Member, text: &str) -> ChatMessage {
@@ -211,6 +264,7 @@ mod tests {
                 message(41, ana.clone(), "<img src=x onerror=alert(1)>"),
                 message(42, member("api", "bot \"q\""), "a & b"),
             ],
+            facts(),
         );
         assert_eq!(page.last_id(), 42);
         let html = page.render().unwrap();
@@ -234,7 +288,7 @@ mod tests {
 
     #[test]
     fn an_empty_room_renders_with_last_id_zero() {
-        let page = RoomPage::new("quiet", Vec::new(), Vec::new());
+        let page = RoomPage::new("quiet", Vec::new(), Vec::new(), facts());
         assert_eq!(page.last_id(), 0);
         let html = page.render().unwrap();
         assert!(html.contains("data-last-id=\"0\""));
@@ -243,19 +297,64 @@ mod tests {
 
     #[test]
     fn the_lobby_lists_rooms_and_explains_itself() {
-        let html = LobbyPage::new(vec![RoomSummary {
-            name: "general".into(),
-            members: 3,
-            last_id: 9,
-        }])
+        let html = LobbyPage::new(
+            vec![RoomSummary {
+                name: "general".into(),
+                members: 3,
+                last_id: 9,
+            }],
+            facts(),
+        )
         .render()
         .unwrap();
         assert!(html.contains("href=\"/rooms/general\""));
         assert!(html.contains("3 online"));
         assert!(html.contains("Charla"));
         assert!(html.contains("<script type=\"module\" src=\"/assets/js/lobby.js\"></script>"));
-        let empty = LobbyPage::new(Vec::new()).render().unwrap();
+        let empty = LobbyPage::new(Vec::new(), facts()).render().unwrap();
         assert!(empty.contains("Nobody is chatting"));
+    }
+
+    #[test]
+    fn pages_with_a_script_carry_the_server_facts_on_body() {
+        let expected = [
+            "data-max-rooms-per-session=\"5\"".to_owned(),
+            format!("data-max-name-chars=\"{MAX_NAME_CHARS}\""),
+            format!("data-max-text-chars=\"{MAX_TEXT_CHARS}\""),
+            format!("data-max-room-chars=\"{MAX_ROOM_CHARS}\""),
+            format!("data-api-sender-id=\"{API_SENDER_ID}\""),
+        ];
+        let lobby = LobbyPage::new(Vec::new(), facts()).render().unwrap();
+        let room = RoomPage::new("general", Vec::new(), Vec::new(), facts())
+            .render()
+            .unwrap();
+        for html in [lobby, room] {
+            let body = &html[html.find("<body").unwrap()..];
+            let body_tag = &body[..body.find('>').unwrap()];
+            for attribute in &expected {
+                assert!(
+                    body_tag.contains(attribute.as_str()),
+                    "{attribute} in {body_tag}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn form_limits_come_from_the_contract() {
+        let lobby = LobbyPage::new(Vec::new(), facts()).render().unwrap();
+        assert!(
+            lobby.contains(&format!("maxlength=\"{MAX_NAME_CHARS}\"")),
+            "{lobby}"
+        );
+        assert!(lobby.contains(&format!("maxlength=\"{MAX_ROOM_CHARS}\"")));
+        let pattern = format!("{{0,{}}}\"", MAX_ROOM_CHARS - 1);
+        assert!(lobby.contains(&pattern), "{pattern} in {lobby}");
+        let room = RoomPage::new("general", Vec::new(), Vec::new(), facts())
+            .render()
+            .unwrap();
+        let text_limit = format!("maxlength=\"{MAX_TEXT_CHARS}\"");
+        assert_eq!(room.matches(&text_limit).count(), 2, "{room}");
     }
 
     #[test]

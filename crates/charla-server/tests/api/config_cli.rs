@@ -1,6 +1,7 @@
-//! The binary's configuration surface: every setting is a flag and an
-//! environment variable, `--help` documents them, and a bad value stops
-//! start-up with a message naming the variable.
+//! The binary's configuration surface (docs/protocol.md, "Configuration"):
+//! every setting is a flag and an environment variable (rule 26), `--help`
+//! documents them, and a bad value stops start-up with a message naming the
+//! variable.
 
 use std::process::Command;
 

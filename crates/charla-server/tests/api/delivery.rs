@@ -1,5 +1,6 @@
-//! Ordering, delivery and idempotency: ids, acks, concurrent senders,
-//! resume with `after`, history on join, and `ref` deduplication.
+//! Ordering, delivery and idempotency (docs/protocol.md, "Ordering, delivery
+//! and resends"): ids, acks, concurrent senders, resume with `after` (rule
+//! 27), history on join, and `ref` deduplication.
 
 use crate::helpers::{burst_friendly, spawn_app, spawn_app_with};
 use charla_protocol::{ChatMessage, ServerMessage};
@@ -208,7 +209,8 @@ async fn a_resent_ref_is_acked_with_the_original_id_and_not_broadcast_again() {
     ));
     ana.expect_message().await;
     assert_eq!(bob.expect_message().await.id, 1);
-    // Resent with other text: still the original id (rule 19).
+    // Resent with other text: still the original id (docs/protocol.md,
+    // rule 19).
     ana.say_with_ref("general", "once, edited", "uuid-1").await;
     assert_eq!(
         ana.recv().await,
@@ -218,7 +220,7 @@ async fn a_resent_ref_is_acked_with_the_original_id_and_not_broadcast_again() {
             id: 1
         }
     );
-    // From another connection (rule 9).
+    // From another connection (docs/protocol.md, rule 9).
     let mut ana_again = app.member("ana", "general").await;
     ana_again.say_with_ref("general", "once", "uuid-1").await;
     assert!(matches!(
@@ -296,7 +298,7 @@ async fn a_join_during_a_flood_gets_history_then_live_messages_without_gap_or_du
             ana.expect_message().await;
         }
     });
-    // Bob joins while the flood is under way: rule 11.
+    // Bob joins while the flood is under way: docs/protocol.md, rule 11.
     let mut bob = app.connect("bob").await;
     bob.send_json(serde_json::json!({"type": "join", "room": "busy"}))
         .await;

@@ -25,6 +25,9 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// A running server.
 pub struct TestApp {
     pub port: u16,
+    /// The directory of the server's database (the durable default), removed
+    /// when the app is dropped.
+    _data: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -36,7 +39,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         config.log_filter = "debug".into();
         charla_server::telemetry::init(&config);
     }
+    let data = tempfile::tempdir().expect("a temporary directory");
     let mut config = Config::defaults();
+    config.database = data.path().join("charla.db").display().to_string();
     tweak(&mut config);
     config.validate().expect("test configuration is valid");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
@@ -48,6 +53,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     }));
     TestApp {
         port,
+        _data: data,
         shutdown: Some(shutdown),
         server: Some(server),
     }
@@ -355,7 +361,10 @@ impl Client {
     /// A barrier through the registry: sends a request only the registry
     /// answers (leaving a room never joined) and answers every message that
     /// arrived before that answer. Whatever the registry did for this client
-    /// before it handled the barrier is among them.
+    /// before it handled the barrier is among them, the answers to its
+    /// `say`s included: the registry holds later answers back until those
+    /// are stored (docs/protocol.md, rule 36: a `ping` would not do, its
+    /// `pong` can overtake).
     pub async fn barrier(&mut self) -> Vec<ServerMessage> {
         let reference = format!("barrier-{}", fastrand::u64(..));
         self.send_json(

@@ -1,5 +1,5 @@
-//! The JSON HTTP API: `/api/rooms`, history pages (rule 13), posting
-//! (rule 14), `/healthz` and `/metrics`.
+//! The JSON HTTP API (docs/protocol.md, "HTTP"): `/api/rooms` (rule 23),
+//! history pages (rule 13), posting (rule 14), `/healthz` and `/metrics`.
 
 use crate::helpers::{TestApp, burst_friendly, spawn_app, spawn_app_with};
 use charla_protocol::api::RoomList;

@@ -1,7 +1,7 @@
-//! Flood control (rules 10 and 21), rooms per session, and the cap on rooms
-//! in memory with eviction (rule 22).
+//! Flood control (docs/protocol.md, rules 10, 21 and 28), rooms per session,
+//! and the cap on rooms in memory with eviction (rules 22 and 34).
 
-use crate::helpers::{burst_friendly, spawn_app_with};
+use crate::helpers::{Client, burst_friendly, spawn_app_with};
 use charla_protocol::{ErrorCode, ServerMessage};
 use serde_json::json;
 
@@ -124,7 +124,12 @@ async fn one_room_beyond_the_per_session_limit_is_too_many_rooms() {
 
 #[actix_web::test]
 async fn a_new_room_beyond_the_cap_evicts_the_least_recently_active_empty_room() {
-    let app = spawn_app_with(|c| c.max_rooms = 2).await;
+    // In memory (`:memory:`), eviction is all the room had: its history goes.
+    let app = spawn_app_with(|c| {
+        c.max_rooms = 2;
+        c.database = ":memory:".into();
+    })
+    .await;
     let mut ana = app.member("ana", "old").await;
     ana.say("old", "in old").await;
     ana.expect_message().await;
@@ -155,4 +160,100 @@ async fn a_new_room_beyond_the_cap_evicts_the_least_recently_active_empty_room()
         bob.expect_error().await,
         (ErrorCode::TooManyRooms, Some("full".into()))
     );
+}
+
+#[actix_web::test]
+async fn an_evicted_room_keeps_its_history_and_its_ids_on_disk() {
+    let app = spawn_app_with(|c| c.max_rooms = 2).await;
+    let mut ana = app.member("ana", "old").await;
+    for text in ["one", "two"] {
+        ana.say_with_ref("old", text, text).await;
+    }
+    ana.barrier().await;
+    let epoch = joined_epoch(&mut ana, "newer").await;
+    for room in ["old", "newer"] {
+        ana.send_json(json!({"type": "leave", "room": room})).await;
+        assert!(matches!(ana.recv().await, ServerMessage::Left { .. }));
+    }
+    ana.join("third").await; // evicts "old" from memory
+    let texts: Vec<String> = app
+        .history("old", "")
+        .await
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["one", "two"], "read from disk while evicted");
+    let (_, history, complete) = ana.join_after("old", 1).await;
+    assert_eq!(history.iter().map(|m| m.id).collect::<Vec<_>>(), [2]);
+    assert!(complete);
+    ana.say_with_ref("old", "three", "three").await;
+    ana.say_with_ref("old", "one again", "one").await;
+    let acks: Vec<u64> = ana
+        .barrier()
+        .await
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMessage::Ack { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, [3, 1], "ids continue and the ref window came back");
+    assert_eq!(
+        joined_epoch(&mut ana, "old").await,
+        epoch,
+        "one epoch per file"
+    );
+}
+
+#[actix_web::test]
+async fn in_memory_a_restarted_sequence_is_told_by_its_epoch() {
+    let app = spawn_app_with(|c| {
+        c.max_rooms = 1;
+        c.database = ":memory:".into();
+    })
+    .await;
+    let mut ana = app.connect("ana").await;
+    let epoch = joined_epoch(&mut ana, "r").await;
+    for text in ["a", "b", "c"] {
+        ana.say("r", text).await;
+        ana.expect_message().await;
+    }
+    ana.send_json(json!({"type": "leave", "room": "r"})).await;
+    assert!(matches!(ana.recv().await, ServerMessage::Left { .. }));
+    ana.join("other").await; // evicts "r": its sequence restarts
+    ana.send_json(json!({"type": "leave", "room": "other"}))
+        .await;
+    assert!(matches!(ana.recv().await, ServerMessage::Left { .. }));
+    let fresh = joined_epoch(&mut ana, "r").await;
+    assert_ne!(fresh, epoch);
+    for text in ["x", "y", "z", "w"] {
+        ana.say("r", text).await;
+        ana.expect_message().await;
+    }
+    // Id 3 exists again, but it is not the 3 the client saw.
+    ana.send_json(json!({"type": "leave", "room": "r"})).await;
+    assert!(matches!(ana.recv().await, ServerMessage::Left { .. }));
+    ana.send_json(json!({"type": "join", "room": "r", "after": 3, "epoch": epoch}))
+        .await;
+    let (_, history, complete) = ana.expect_joined().await;
+    assert!(!complete, "a restarted sequence is never complete");
+    assert_eq!(history.len(), 4);
+    ana.send_json(json!({"type": "leave", "room": "r"})).await;
+    assert!(matches!(ana.recv().await, ServerMessage::Left { .. }));
+    ana.send_json(json!({"type": "join", "room": "r", "after": 3, "epoch": fresh}))
+        .await;
+    let (_, history, complete) = ana.expect_joined().await;
+    assert!(complete);
+    assert_eq!(history.iter().map(|m| m.id).collect::<Vec<_>>(), [4]);
+}
+
+/// Joins `room` and answers the epoch of its `joined`.
+async fn joined_epoch(client: &mut Client, room: &str) -> String {
+    client
+        .send_json(json!({"type": "join", "room": room}))
+        .await;
+    match client.recv_skipping_presence().await {
+        ServerMessage::Joined { epoch, .. } => epoch,
+        other => panic!("expected joined, got {other:?}"),
+    }
 }

@@ -1,5 +1,6 @@
-//! Membership and presence (rules 6, 12, 18), typing (rules 5 and 21), and
-//! the live room directory (`watch_rooms`).
+//! Membership and presence (docs/protocol.md, rules 6, 12, 18), typing
+//! (rules 5 and 21), and the live room directory (`watch_rooms`, rules 23
+//! and 33).
 
 use crate::helpers::{spawn_app, spawn_app_with};
 use charla_protocol::{ErrorCode, PresenceEvent, RoomSummary, ServerMessage};

@@ -1,6 +1,6 @@
-//! Request validation over `/ws`: the error codes and the order of checks
-//! (rule 7), `ref` echoes (rules 8 and 19), and that a refused request
-//! changes nothing.
+//! Request validation over `/ws` (docs/protocol.md, "Errors"): the error
+//! codes and the order of checks (rules 7 and 28), `ref` echoes (rules 8 and
+//! 19), and that a refused request changes nothing.
 
 use crate::helpers::spawn_app;
 use charla_protocol::ErrorCode;

@@ -1,5 +1,7 @@
-//! Transport rules: the upgrade (names, origin, connection cap), frames
-//! (binary, size limit), heartbeat, slow consumers and shutdown.
+//! Transport rules (docs/protocol.md, "Connecting" and "How the server
+//! closes a connection"): the upgrade (names, origin, connection cap: rules
+//! 1, 4, 24), frames (binary, size limit: rule 3), heartbeat (rule 29), slow
+//! consumers (rules 15 and 30) and shutdown (rules 25 and 35).
 
 use crate::helpers::{Client, Event, burst_friendly, spawn_app, spawn_app_with};
 use charla_protocol::{ErrorCode, PresenceEvent, ServerMessage};

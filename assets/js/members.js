@@ -1,0 +1,40 @@
+// members.js: the member list of the room in view, with its two counts
+// (the panel's heading and the top bar's "N online"). Redrawn from the
+// ChatClient's state whenever presence changes or another room comes into
+// view; the server-rendered list stands until then.
+
+import { element } from './dom.js';
+import { hueOf } from './format.js';
+
+export class MemberList {
+  /**
+   * @param {object} elements
+   * @param {HTMLElement} elements.list       `#member-list`
+   * @param {HTMLElement} elements.count      `#members-count`
+   * @param {HTMLElement} elements.roomCount  `#room-count`, in the top bar
+   */
+  constructor({ list, count, roomCount }) {
+    this.list = list;
+    this.count = count;
+    this.roomCount = roomCount;
+  }
+
+  /** Draws the members `client` knows in `room`, by name, marking the reader. */
+  render(client, room) {
+    const state = client.rooms.get(room);
+    const members = state ? [...state.members] : [];
+    members.sort(([idA, a], [idB, b]) => a.localeCompare(b) || idA.localeCompare(idB));
+    const items = members.map(([id, name]) => {
+      const item = element('li', `member hue-${hueOf(id)}`);
+      item.dataset.id = id;
+      const presence = element('span', 'presence');
+      presence.setAttribute('aria-hidden', 'true');
+      item.append(presence, element('span', 'member-name', name));
+      if (client.ownSessions.has(id)) item.append(element('span', 'you', '(you)'));
+      return item;
+    });
+    this.list.replaceChildren(...items);
+    this.count.textContent = String(members.length);
+    this.roomCount.textContent = String(members.length);
+  }
+}

@@ -1,0 +1,301 @@
+//! What the registry does for each message of the table, in the table's
+//! order: one [`Command`] impl each. The `Handler` in `mod.rs` runs them and
+//! reaps slow consumers afterwards.
+
+use super::rooms::Seat;
+use super::*;
+use crate::store::{Draft, Since};
+use charla_protocol::API_SENDER_ID;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+impl Command for Connect {
+    type Reply = ();
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
+        if registry.shutting_down {
+            self.outbox.close(CloseCode::Away, "server shutting down");
+            return;
+        }
+        let bucket = TokenBucket::full(registry.config.msg_burst);
+        registry.sessions.insert(
+            self.session,
+            SessionState::new(self.member, self.outbox, bucket),
+        );
+    }
+}
+
+impl Command for Disconnect {
+    type Reply = ();
+
+    fn run(self, registry: &mut Registry, ctx: &mut Context<Registry>) {
+        registry.remove_session(self.session, ctx);
+    }
+}
+
+impl Command for Join {
+    type Reply = ();
+
+    fn run(self, registry: &mut Registry, ctx: &mut Context<Registry>) {
+        let Join {
+            session,
+            room,
+            after,
+            epoch,
+            reference,
+        } = self;
+        let Some(state) = registry.sessions.get(&session) else {
+            return;
+        };
+        let already_joined = state.rooms.contains(&room);
+        if !already_joined {
+            let outbox = state.outbox.clone();
+            let at_limit = state.rooms.len() >= registry.config.max_rooms_per_session;
+            if at_limit || !registry.ensure_room(&room) {
+                registry.send_error(session, ErrorCode::TooManyRooms, reference);
+                return;
+            }
+            match registry.store.log(&room) {
+                Ok(log) => {
+                    let last_id = log.last_id();
+                    registry.directory.set_last_id(&room, last_id);
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "refusing a join");
+                    registry.send_error(session, ErrorCode::Unavailable, reference);
+                    registry.drop_if_unused(&room);
+                    return;
+                }
+            }
+            registry.rooms.seat(&room, session, Seat::new(outbox));
+            if let Some(state) = registry.sessions.get_mut(&session) {
+                state.rooms.insert(room.clone());
+            }
+            registry.rooms.touch(&room);
+        }
+        let join_history = registry.config.join_history;
+        let Some(log) = registry.store.loaded(&room) else {
+            unreachable!("a joined room's log is in memory");
+        };
+        let Since { messages, complete } = match after {
+            Some(after) => log.since(after, epoch.as_deref(), join_history),
+            None => Since {
+                messages: log.recent(join_history),
+                complete: true,
+            },
+        };
+        let joined = ServerMessage::Joined {
+            room: room.as_str().to_owned(),
+            epoch: log.epoch.to_string(),
+            members: registry.members_of(&room),
+            history: messages,
+            complete,
+        };
+        registry.send(session, &joined);
+        if !already_joined {
+            registry
+                .directory
+                .set_members(&room, registry.rooms.member_count(&room));
+            if let Some(member) = registry.member(session) {
+                registry.announce(&room, PresenceEvent::Join, member, Some(session));
+            }
+            registry.directory_changed(ctx);
+        }
+    }
+}
+
+impl Command for Leave {
+    type Reply = ();
+
+    fn run(self, registry: &mut Registry, ctx: &mut Context<Registry>) {
+        if !registry.check_joined(self.session, &self.room, &self.reference) {
+            return;
+        }
+        let left = ServerMessage::Left {
+            room: self.room.as_str().to_owned(),
+        };
+        registry.send(self.session, &left);
+        registry.unseat(self.session, &self.room, ctx);
+    }
+}
+
+impl Command for Say {
+    type Reply = ();
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
+        let Say {
+            session,
+            room,
+            text,
+            reference,
+        } = self;
+        if !registry.check_joined(session, &room, &reference)
+            || !registry.take_token(session, &reference)
+        {
+            return;
+        }
+        let Some(from) = registry.member(session) else {
+            return;
+        };
+        let draft = Draft {
+            from,
+            text: text.into_string(),
+            reference: reference.clone(),
+            at: unix_millis(),
+        };
+        registry.publish(&room, draft, Reply::Session { session, reference });
+    }
+}
+
+impl Command for Typing {
+    type Reply = ();
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
+        if !registry.check_joined(self.session, &self.room, &self.reference) {
+            return;
+        }
+        let now = Instant::now();
+        let Some(seat) = registry
+            .rooms
+            .get_mut(&self.room)
+            .and_then(|r| r.seats.get_mut(&self.session))
+        else {
+            return;
+        };
+        if seat
+            .last_typing
+            .is_some_and(|last| now.duration_since(last) < TYPING_RELAY_INTERVAL)
+        {
+            return;
+        }
+        seat.last_typing = Some(now);
+        let Some(member) = registry.member(self.session) else {
+            return;
+        };
+        let typing = ServerMessage::Typing {
+            room: self.room.as_str().to_owned(),
+            member,
+        };
+        registry.broadcast(&self.room, &typing.to_json().into(), Some(self.session));
+    }
+}
+
+impl Command for Rename {
+    type Reply = ();
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
+        if !registry.sessions.contains_key(&self.session)
+            || !registry.take_token(self.session, &self.reference)
+        {
+            return;
+        }
+        let Some(state) = registry.sessions.get_mut(&self.session) else {
+            return;
+        };
+        state.member.name = self.name.into_string();
+        let member = state.member.clone();
+        let rooms: Vec<RoomName> = state.rooms.iter().cloned().collect();
+        for room in rooms {
+            registry.announce(&room, PresenceEvent::Rename, member.clone(), None);
+        }
+    }
+}
+
+impl Command for WatchRooms {
+    type Reply = ();
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
+        if !registry.sessions.contains_key(&self.session) {
+            return;
+        }
+        registry.watchers.insert(self.session);
+        let rooms = ServerMessage::Rooms {
+            rooms: registry.directory.listing(),
+        };
+        registry.send(self.session, &rooms);
+    }
+}
+
+impl Command for UnwatchRooms {
+    type Reply = ();
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
+        registry.watchers.remove(&self.session);
+    }
+}
+
+impl Command for FetchHistory {
+    type Reply = MessageResult<FetchHistory>;
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) -> Self::Reply {
+        MessageResult(registry.in_memory(&self.room, |log| log.page(self.query)))
+    }
+}
+
+impl Command for Post {
+    type Reply = MessageResult<Post>;
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) -> Self::Reply {
+        let (answer, receiver) = oneshot::channel();
+        if !registry.ensure_room(&self.room) {
+            let _ = answer.send(Err(ErrorCode::TooManyRooms));
+            return MessageResult(receiver);
+        }
+        let from = Member {
+            id: API_SENDER_ID.to_owned(),
+            name: self.from.into_string(),
+        };
+        let draft = Draft {
+            from,
+            text: self.text.into_string(),
+            reference: None,
+            at: unix_millis(),
+        };
+        registry.publish(&self.room, draft, Reply::Http(answer));
+        MessageResult(receiver)
+    }
+}
+
+impl Command for ViewRoom {
+    type Reply = MessageResult<ViewRoom>;
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) -> Self::Reply {
+        let join_history = registry.config.join_history;
+        MessageResult(RoomView {
+            members: registry.members_of(&self.room),
+            history: registry.in_memory(&self.room, |log| log.recent(join_history)),
+        })
+    }
+}
+
+impl Command for Shutdown {
+    type Reply = MessageResult<Shutdown>;
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) -> Self::Reply {
+        registry.shutting_down = true;
+        let (drained, receiver) = oneshot::channel();
+        if registry.sessions.is_empty() {
+            let _ = drained.send(());
+        } else {
+            registry.drained.push(drained);
+            for state in registry.sessions.values() {
+                state.outbox.close(CloseCode::Away, "server shutting down");
+            }
+        }
+        MessageResult(receiver)
+    }
+}
+
+impl Command for Written {
+    type Reply = ();
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
+        registry.written(self);
+    }
+}
+
+/// Milliseconds since the Unix epoch, for a message's `at`.
+fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}

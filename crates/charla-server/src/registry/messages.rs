@@ -1,0 +1,138 @@
+//! The registry's message table: every request a session or an HTTP handler
+//! can make of it, one line of `///` each, in the order their handlers
+//! appear in [`super::handlers`].
+
+use crate::outbox::Outbox;
+use crate::store::PageQuery;
+use actix::prelude::*;
+use charla_protocol::{ChatMessage, DisplayName, ErrorCode, Member, MessageText, RoomName};
+use std::fmt;
+use tokio::sync::oneshot;
+
+/// A session's key in the registry; on the wire it is an opaque hex string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SessionId(pub(crate) u64);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// A session opened: from now on the registry may push to its outbox.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Connect {
+    pub(crate) session: SessionId,
+    pub(crate) member: Member,
+    pub(crate) outbox: Outbox,
+}
+
+/// A session ended: it leaves every room (rule 12).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Disconnect {
+    pub(crate) session: SessionId,
+}
+
+/// `join`: enter a room, or re-answer `joined` if already in it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Join {
+    pub(crate) session: SessionId,
+    pub(crate) room: RoomName,
+    pub(crate) after: Option<u64>,
+    /// The room's epoch as the client last saw it.
+    pub(crate) epoch: Option<String>,
+    pub(crate) reference: Option<String>,
+}
+
+/// `leave`: leave a joined room.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Leave {
+    pub(crate) session: SessionId,
+    pub(crate) room: RoomName,
+    pub(crate) reference: Option<String>,
+}
+
+/// `say`: post a message in a joined room.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Say {
+    pub(crate) session: SessionId,
+    pub(crate) room: RoomName,
+    pub(crate) text: MessageText,
+    pub(crate) reference: Option<String>,
+}
+
+/// `typing`: relay a typing hint to the room's other members.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Typing {
+    pub(crate) session: SessionId,
+    pub(crate) room: RoomName,
+    pub(crate) reference: Option<String>,
+}
+
+/// `nick`: change a session's display name.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Rename {
+    pub(crate) session: SessionId,
+    pub(crate) name: DisplayName,
+    pub(crate) reference: Option<String>,
+}
+
+/// `watch_rooms`: send the directory now and on every change.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct WatchRooms {
+    pub(crate) session: SessionId,
+}
+
+/// `unwatch_rooms`: stop the directory pushes.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct UnwatchRooms {
+    pub(crate) session: SessionId,
+}
+
+/// `GET /api/rooms/{room}/messages`: one page of history, from memory;
+/// `None` when the room's log is on disk only (the caller reads it there).
+#[derive(Message)]
+#[rtype(result = "Option<Vec<ChatMessage>>")]
+pub(crate) struct FetchHistory {
+    pub(crate) room: RoomName,
+    pub(crate) query: PageQuery,
+}
+
+/// `POST /api/rooms/{room}/messages`: store and broadcast a message from
+/// outside; the answer comes once it is stored: its id, or why not.
+#[derive(Message)]
+#[rtype(result = "oneshot::Receiver<Result<u64, ErrorCode>>")]
+pub(crate) struct Post {
+    pub(crate) room: RoomName,
+    pub(crate) from: DisplayName,
+    pub(crate) text: MessageText,
+}
+
+/// The room page: current members and recent history.
+#[derive(Message)]
+#[rtype(result = "RoomView")]
+pub(crate) struct ViewRoom {
+    pub(crate) room: RoomName,
+}
+
+/// What a room page shows.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RoomView {
+    pub(crate) members: Vec<Member>,
+    /// Recent history; `None` when the room's log is on disk only.
+    pub(crate) history: Option<Vec<ChatMessage>>,
+}
+
+/// Close every session with 1001; the answer fires once none is left.
+#[derive(Message)]
+#[rtype(result = "oneshot::Receiver<()>")]
+pub(crate) struct Shutdown;

@@ -1,0 +1,649 @@
+//! The room registry actor: the one owner of rooms, membership, presence, the
+//! room directory push and the flood-control buckets, and the only caller of
+//! the [`MessageStore`] (ids, history, the `ref` window).
+//!
+//! Being one actor makes every room's order total: a message gets its id,
+//! its `ack` and its broadcast in one handler, so every member sees ids
+//! ascending without gaps, `joined` precedes live messages and the `ack`
+//! precedes the sender's own copy (docs/protocol.md, rules 11 and 20).
+//!
+//! The registry never waits on a socket: it pushes into each member's
+//! bounded [`Outbox`] with `try_send`. A member whose queue is full is a slow
+//! consumer: it is closed with 1008 and removed from its rooms at the end of
+//! the handler that found it, while everyone else has already been served.
+//! Every message reaches the registry through the one `Handler` impl below,
+//! which runs the [`Command`] and then reaps: no handler can forget to.
+//! A broadcast is serialised once; members receive clones of one shared
+//! buffer.
+//!
+//! # Layout
+//!
+//! - [`messages`]: the message table (what can be asked of the registry).
+//! - [`handlers`]: one [`Command`] impl per message, in the table's order.
+//! - [`rooms`]: rooms in memory, seats, eviction at the cap.
+//! - [`flood`]: the per-session token bucket.
+//! - this file: the actor's state and the steps every handler shares
+//!   (send, broadcast, announce, publish, reap, directory push).
+
+mod flood;
+mod handlers;
+mod messages;
+mod rooms;
+
+pub(crate) use messages::*;
+
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::metrics::Metrics;
+use crate::outbox::{NotQueued, Outbox};
+use crate::store::journal::Written;
+use crate::store::{Draft, RoomLog, Staged, Store, Submitted};
+use actix::dev::MessageResponse;
+use actix::prelude::*;
+use actix_ws::CloseCode;
+use bytestring::ByteString;
+use charla_protocol::client::default_message;
+use charla_protocol::{ChatMessage, ErrorCode, Member, PresenceEvent, RoomName, ServerMessage};
+use flood::TokenBucket;
+use rooms::{Admitted, Rooms};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Shortest time between two `rooms` pushes to watchers.
+pub(crate) const DIRECTORY_PUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// Shortest time between two relayed `typing` events per member and room.
+pub(crate) const TYPING_RELAY_INTERVAL: Duration = Duration::from_secs(1);
+/// Requests an HTTP handler may have queued at the registry before its
+/// `send` waits for room.
+pub(crate) const REGISTRY_MAILBOX: usize = 65_536;
+
+/// A request the registry answers. Every one is handled by the single
+/// `Handler` impl of this module, which reaps the slow consumers the
+/// command found once it has run.
+pub(crate) trait Command: Message + Sized {
+    type Reply: MessageResponse<Registry, Self>;
+
+    fn run(self, registry: &mut Registry, ctx: &mut Context<Registry>) -> Self::Reply;
+}
+
+impl<M: Command> Handler<M> for Registry {
+    type Result = M::Reply;
+
+    fn handle(&mut self, msg: M, ctx: &mut Context<Self>) -> M::Reply {
+        let reply = msg.run(self, ctx);
+        self.reap_slow_consumers(ctx);
+        reply
+    }
+}
+
+/// A session as the registry knows it.
+struct SessionState {
+    member: Member,
+    outbox: Outbox,
+    rooms: HashSet<RoomName>,
+    bucket: TokenBucket,
+    /// Answers held back behind this session's messages that are still
+    /// being stored, so it hears about its requests in the order it made
+    /// them (docs/protocol.md, rule 36): one fence per unsettled `say`,
+    /// then the answers that came after it.
+    held: VecDeque<Held>,
+}
+
+impl SessionState {
+    fn new(member: Member, outbox: Outbox, bucket: TokenBucket) -> SessionState {
+        SessionState {
+            member,
+            outbox,
+            rooms: HashSet::new(),
+            bucket,
+            held: VecDeque::new(),
+        }
+    }
+}
+
+/// An entry of [`SessionState::held`].
+enum Held {
+    /// The session's next message still being stored.
+    Fence,
+    /// An answer to a later request.
+    Frame(ByteString),
+}
+
+/// The registry actor.
+pub(crate) struct Registry {
+    config: Arc<Config>,
+    store: Store,
+    directory: Arc<Directory>,
+    metrics: Arc<Metrics>,
+    sessions: HashMap<SessionId, SessionState>,
+    rooms: Rooms,
+    watchers: HashSet<SessionId>,
+    directory_push_scheduled: bool,
+    last_directory_push: Option<Instant>,
+    /// Sessions whose outbox was full during this handler: closed and removed
+    /// at its end, once the others have been served.
+    slow: Vec<SessionId>,
+    /// Messages handed to the engine and not yet reported on, in the order
+    /// they were submitted (the order [`Written`] reports them in).
+    pending: VecDeque<Pending>,
+    /// Bumped when the engine fails a batch: jobs of older generations
+    /// still queued are refused by the writer, since their ids follow one
+    /// that was not stored.
+    generation: u64,
+    shutting_down: bool,
+    drained: Vec<oneshot::Sender<()>>,
+}
+
+/// Who waits for a message to be stored.
+enum Reply {
+    /// A session, answered with `ack` (when its `say` had a `ref`) or an
+    /// `unavailable` error.
+    Session {
+        session: SessionId,
+        reference: Option<String>,
+    },
+    /// An HTTP `POST`, answered with the id or the error.
+    Http(oneshot::Sender<Result<u64, ErrorCode>>),
+}
+
+/// A message handed to the engine: stored, it is acknowledged and
+/// broadcast; refused, its senders hear `unavailable`.
+struct Pending {
+    message: ChatMessage,
+    /// The sender, then resends of the same `ref` that came while it waited.
+    replies: Vec<Reply>,
+    /// When the registry accepted it, for the fan-out histogram.
+    accepted: Instant,
+    /// The registry's generation when it was submitted.
+    generation: u64,
+    /// Whether the sender (the first reply) was fenced for it.
+    fenced: bool,
+}
+
+impl Registry {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        store: Store,
+        directory: Arc<Directory>,
+        metrics: Arc<Metrics>,
+    ) -> Registry {
+        Registry {
+            rooms: Rooms::new(config.max_rooms),
+            config,
+            store,
+            directory,
+            metrics,
+            sessions: HashMap::new(),
+            watchers: HashSet::new(),
+            directory_push_scheduled: false,
+            last_directory_push: None,
+            slow: Vec::new(),
+            pending: VecDeque::new(),
+            generation: 0,
+            shutting_down: false,
+            drained: Vec::new(),
+        }
+    }
+
+    /// Serialises `message` and queues it for one session.
+    /// Serialises `message` and queues it for one session, behind the
+    /// session's messages still being stored if it has any.
+    fn send(&mut self, session: SessionId, message: &ServerMessage) {
+        self.deliver(session, message, false);
+    }
+
+    /// As [`Registry::send`]; `direct` queues it ahead of held answers.
+    fn deliver(&mut self, session: SessionId, message: &ServerMessage, direct: bool) {
+        let Some(state) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        if direct || state.held.is_empty() {
+            if state.outbox.send(message) == Err(NotQueued::Full) {
+                self.slow.push(session);
+            }
+        } else {
+            state.held.push_back(Held::Frame(message.to_json().into()));
+        }
+    }
+
+    /// Holds `session`'s later answers until its message now being stored
+    /// is settled.
+    fn fence(&mut self, session: SessionId) {
+        if let Some(state) = self.sessions.get_mut(&session) {
+            state.held.push_back(Held::Fence);
+        }
+    }
+
+    /// The session's oldest message being stored is settled: releases the
+    /// answers held behind it, up to the next fence.
+    fn release(&mut self, session: SessionId) {
+        let Some(state) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        debug_assert!(matches!(state.held.front(), Some(Held::Fence)));
+        state.held.pop_front();
+        while let Some(Held::Frame(_)) = state.held.front() {
+            if let Some(Held::Frame(text)) = state.held.pop_front()
+                && state.outbox.push_text(text) == Err(NotQueued::Full)
+            {
+                self.slow.push(session);
+                return;
+            }
+        }
+    }
+
+    fn send_error(&mut self, session: SessionId, code: ErrorCode, reference: Option<String>) {
+        self.metrics.error(code);
+        let error = ServerMessage::Error {
+            code,
+            message: default_message(code).to_owned(),
+            reference,
+        };
+        self.send(session, &error);
+    }
+
+    /// Queues one serialised event for every member of `room` but `except`;
+    /// answers how many members it reached.
+    fn broadcast(
+        &mut self,
+        room: &RoomName,
+        text: &ByteString,
+        except: Option<SessionId>,
+    ) -> usize {
+        let Some(room) = self.rooms.get(room) else {
+            return 0;
+        };
+        let mut reached = 0;
+        for (id, seat) in &room.seats {
+            if Some(*id) == except {
+                continue;
+            }
+            match seat.outbox.push_text(text.clone()) {
+                Ok(()) => reached += 1,
+                Err(NotQueued::Full) => self.slow.push(*id),
+                Err(NotQueued::Closing) => {}
+            }
+        }
+        reached
+    }
+
+    /// Tells `room`'s members (but `except`) that `member` joined, left or
+    /// was renamed, with the room's member count after the change.
+    fn announce(
+        &mut self,
+        room: &RoomName,
+        event: PresenceEvent,
+        member: Member,
+        except: Option<SessionId>,
+    ) {
+        let presence = ServerMessage::Presence {
+            room: room.as_str().to_owned(),
+            event,
+            member,
+            count: self.rooms.member_count(room),
+        };
+        self.broadcast(room, &presence.to_json().into(), except);
+    }
+
+    /// Answers from `room`'s log in memory; `None` when the log is only on
+    /// disk. A room without a log in the memory engine has no history.
+    fn in_memory<T: Default>(
+        &self,
+        room: &RoomName,
+        read: impl FnOnce(&RoomLog) -> T,
+    ) -> Option<T> {
+        match self.store.loaded(room) {
+            Some(log) => Some(read(log)),
+            None if self.store.is_durable() => None,
+            None => Some(T::default()),
+        }
+    }
+
+    fn member(&self, session: SessionId) -> Option<Member> {
+        self.sessions.get(&session).map(|s| s.member.clone())
+    }
+
+    fn members_of(&self, room: &RoomName) -> Vec<Member> {
+        let Some(room) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        let mut members: Vec<Member> = room
+            .seats
+            .keys()
+            .filter_map(|id| self.member(*id))
+            .collect();
+        members.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        members
+    }
+
+    /// Makes sure `room` is in memory (rule 22); false when the cap is
+    /// reached and no room can go.
+    fn ensure_room(&mut self, room: &RoomName) -> bool {
+        let store = &self.store;
+        let evictable = |name: &RoomName| store.loaded(name).is_none_or(|log| !log.has_pending());
+        match self.rooms.admit(room, evictable) {
+            Admitted::Ready => {}
+            Admitted::Evicted(victim) => {
+                tracing::debug!(room = %victim, "evicted the least recently active empty room");
+                self.store.forget(&victim);
+                self.directory.remove(&victim);
+            }
+            Admitted::Full => return false,
+        }
+        self.directory
+            .set_members(room, self.rooms.member_count(room));
+        self.metrics.set_rooms(self.rooms.len());
+        true
+    }
+
+    /// Drops a room that has neither members nor messages: nothing to keep.
+    fn drop_if_unused(&mut self, room: &RoomName) {
+        let no_messages = self.store.loaded(room).is_none_or(|log| log.is_empty());
+        if self.rooms.member_count(room) == 0 && no_messages {
+            self.rooms.remove(room);
+            self.store.forget(room);
+            self.directory.remove(room);
+            self.metrics.set_rooms(self.rooms.len());
+        }
+    }
+
+    /// Takes `session` out of `room` and tells the others (rule 12).
+    fn unseat(&mut self, session: SessionId, room: &RoomName, ctx: &mut Context<Self>) {
+        if !self.rooms.unseat(room, session) {
+            return;
+        }
+        if let Some(state) = self.sessions.get_mut(&session) {
+            state.rooms.remove(room);
+        }
+        self.rooms.touch(room);
+        self.directory
+            .set_members(room, self.rooms.member_count(room));
+        if let Some(member) = self.member(session) {
+            self.announce(room, PresenceEvent::Leave, member, None);
+        }
+        self.drop_if_unused(room);
+        self.directory_changed(ctx);
+    }
+
+    /// Removes a session from every room and forgets it.
+    fn remove_session(&mut self, session: SessionId, ctx: &mut Context<Self>) {
+        let Some(state) = self.sessions.get(&session) else {
+            return;
+        };
+        let rooms: Vec<RoomName> = state.rooms.iter().cloned().collect();
+        for room in &rooms {
+            self.unseat(session, room, ctx);
+        }
+        self.sessions.remove(&session);
+        self.watchers.remove(&session);
+        if self.shutting_down && self.sessions.is_empty() {
+            for drained in self.drained.drain(..) {
+                let _ = drained.send(());
+            }
+        }
+    }
+
+    /// Closes and removes every session found slow since the last call;
+    /// removing one may find others slow, so it runs to a fixed point.
+    fn reap_slow_consumers(&mut self, ctx: &mut Context<Self>) {
+        while let Some(session) = self.slow.pop() {
+            let Some(state) = self.sessions.get(&session) else {
+                continue;
+            };
+            tracing::info!(session = %session, "closing a slow consumer");
+            state.outbox.close(CloseCode::Policy, "too slow");
+            self.metrics.slow_consumer();
+            self.remove_session(session, ctx);
+        }
+    }
+
+    /// Schedules a `rooms` push to the watchers, at most one per
+    /// [`DIRECTORY_PUSH_INTERVAL`].
+    fn directory_changed(&mut self, ctx: &mut Context<Self>) {
+        if self.watchers.is_empty() || self.directory_push_scheduled {
+            return;
+        }
+        self.directory_push_scheduled = true;
+        let due = self.last_directory_push.map_or(Duration::ZERO, |last| {
+            (last + DIRECTORY_PUSH_INTERVAL).saturating_duration_since(Instant::now())
+        });
+        ctx.run_later(due, |registry, ctx| {
+            registry.push_directory();
+            registry.reap_slow_consumers(ctx);
+        });
+    }
+
+    fn push_directory(&mut self) {
+        self.directory_push_scheduled = false;
+        self.last_directory_push = Some(Instant::now());
+        let rooms = ServerMessage::Rooms {
+            rooms: self.directory.listing(),
+        };
+        let text: ByteString = rooms.to_json().into();
+        for watcher in &self.watchers {
+            if let Some(state) = self.sessions.get(watcher)
+                && state.outbox.push_text(text.clone()) == Err(NotQueued::Full)
+            {
+                self.slow.push(*watcher);
+            }
+        }
+    }
+
+    /// Checks flood control for `session`; answers `rate_limited` when empty.
+    fn take_token(&mut self, session: SessionId, reference: &Option<String>) -> bool {
+        let (rate, burst) = (self.config.msg_rate, self.config.msg_burst);
+        let Some(state) = self.sessions.get_mut(&session) else {
+            return false;
+        };
+        if state.bucket.take(rate, burst) {
+            return true;
+        }
+        self.send_error(session, ErrorCode::RateLimited, reference.clone());
+        false
+    }
+
+    /// Whether `session` is in `room`; answers `not_joined` when not.
+    fn check_joined(
+        &mut self,
+        session: SessionId,
+        room: &RoomName,
+        reference: &Option<String>,
+    ) -> bool {
+        let joined = self
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.rooms.contains(room));
+        if !joined && self.sessions.contains_key(&session) {
+            self.send_error(session, ErrorCode::NotJoined, reference.clone());
+        }
+        joined
+    }
+
+    /// Gives a message its id and hands it to the engine; once stored it is
+    /// acknowledged and broadcast ([`Registry::settle`]). A resend of a
+    /// known `ref` is acknowledged with the original id, stored nothing
+    /// twice. `room` must be in memory.
+    fn publish(&mut self, room: &RoomName, draft: Draft, reply: Reply) {
+        let accepted = Instant::now();
+        let ref_window = self.store.ref_window();
+        let log = match self.store.log(room) {
+            Ok(log) => log,
+            Err(error) => {
+                tracing::error!(error = %error, "refusing a message");
+                self.refuse(reply, false);
+                return;
+            }
+        };
+        let (staged, message) = log.stage(room.as_str(), draft, ref_window);
+        match (staged, message) {
+            (Staged::New(_), Some(message)) => {
+                let reference = match &reply {
+                    Reply::Session { reference, .. } => reference.clone(),
+                    Reply::Http(_) => None,
+                };
+                let submitted = self
+                    .store
+                    .submit(self.generation, &message, reference.as_deref());
+                let pending = Pending {
+                    message,
+                    replies: vec![reply],
+                    accepted,
+                    generation: self.generation,
+                    fenced: false,
+                };
+                match submitted {
+                    Submitted::Now => self.settle(pending, true),
+                    Submitted::Later => {
+                        let mut pending = pending;
+                        if let Some(Reply::Session { session, .. }) = pending.replies.first() {
+                            self.fence(*session);
+                            pending.fenced = true;
+                        }
+                        self.pending.push_back(pending);
+                    }
+                    Submitted::Refused => {
+                        self.store.rewind_all();
+                        self.generation += 1;
+                        self.settle(pending, false);
+                    }
+                }
+            }
+            (Staged::Stored(id), _) => self.acknowledge(reply, room, id, false),
+            (Staged::Pending(id), _) => {
+                let waiting = self
+                    .pending
+                    .iter_mut()
+                    .rev()
+                    .find(|p| p.message.id == id && p.message.room == room.as_str());
+                match waiting {
+                    Some(pending) => pending.replies.push(reply),
+                    None => self.refuse(reply, false),
+                }
+            }
+            (Staged::New(_), None) => unreachable!("a new message is always handed back"),
+        }
+    }
+
+    /// Answers everyone waiting on a message. Stored, it joins its room's
+    /// log, the senders get their `ack` first (rule 20), then every member
+    /// gets one shared serialisation; refused, the senders hear
+    /// `unavailable` and nobody else hears anything. Then the answers held
+    /// behind the sender's fence go out.
+    fn settle(&mut self, pending: Pending, stored: bool) {
+        let Pending {
+            message,
+            replies,
+            accepted,
+            fenced,
+            ..
+        } = pending;
+        let id = message.id;
+        let Ok(room) = RoomName::parse(&message.room) else {
+            unreachable!("a staged message names a valid room");
+        };
+        let fenced = match replies.first() {
+            Some(Reply::Session { session, .. }) if fenced => Some(*session),
+            _ => None,
+        };
+        let text =
+            stored.then(|| ByteString::from(charla_protocol::server::message_event_json(&message)));
+        if stored {
+            let history = self.store.history();
+            if let Some(log) = self.store.loaded_mut(&room) {
+                log.commit(message, history);
+            }
+        }
+        for (index, reply) in replies.into_iter().enumerate() {
+            // The sender's answer is what its fence waits for: it goes ahead
+            // of the answers held behind the fence.
+            let direct = index == 0 && fenced.is_some();
+            if stored {
+                self.acknowledge(reply, &room, id, direct);
+            } else {
+                self.refuse(reply, direct);
+            }
+        }
+        if let Some(text) = text {
+            self.rooms.touch(&room);
+            self.directory.set_last_id(&room, id);
+            let reached = self.broadcast(&room, &text, None);
+            self.metrics.message_fanned_out(reached, accepted.elapsed());
+        }
+        if let Some(session) = fenced {
+            self.release(session);
+        }
+    }
+
+    /// Tells a sender its message is stored under `id`; `direct` skips the
+    /// sender's held answers (its own fence is being released).
+    fn acknowledge(&mut self, reply: Reply, room: &RoomName, id: u64, direct: bool) {
+        match reply {
+            Reply::Session {
+                session,
+                reference: Some(reference),
+            } => {
+                let ack = ServerMessage::Ack {
+                    reference,
+                    room: room.as_str().to_owned(),
+                    id,
+                };
+                self.deliver(session, &ack, direct);
+            }
+            Reply::Session {
+                reference: None, ..
+            } => {}
+            Reply::Http(answer) => {
+                let _ = answer.send(Ok(id));
+            }
+        }
+    }
+
+    /// Tells a sender its message was not stored.
+    fn refuse(&mut self, reply: Reply, direct: bool) {
+        self.metrics.error(ErrorCode::Unavailable);
+        match reply {
+            Reply::Session { session, reference } => {
+                let error = ServerMessage::Error {
+                    code: ErrorCode::Unavailable,
+                    message: default_message(ErrorCode::Unavailable),
+                    reference,
+                };
+                self.deliver(session, &error, direct);
+            }
+            Reply::Http(answer) => {
+                let _ = answer.send(Err(ErrorCode::Unavailable));
+            }
+        }
+    }
+
+    /// The engine reported on the next `count` pending messages.
+    fn written(&mut self, written: Written) {
+        let current = self.pending.front().map(|p| p.generation) == Some(self.generation);
+        if !written.stored && current {
+            // Every staged id from the first refused one on is void: hand
+            // the ids out again, under a generation the writer will accept.
+            // (Later refusals of the old generation need no second rewind.)
+            self.store.rewind_all();
+            self.generation += 1;
+        }
+        for _ in 0..written.count {
+            let Some(pending) = self.pending.pop_front() else {
+                tracing::error!("the writer reported more messages than were pending");
+                break;
+            };
+            self.settle(pending, written.stored);
+        }
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Sessions use `do_send`, which never waits; this bounds only the
+        // HTTP handlers' `send`, which wait when the registry is this far behind.
+        ctx.set_mailbox_capacity(REGISTRY_MAILBOX);
+    }
+}

@@ -1,0 +1,193 @@
+//! The writer thread: the only user of the [`Database`], so the registry
+//! never waits on the disk. It stores what the registry staged in batches
+//! (group commit: everything queued while the previous transaction ran goes
+//! into the next one) and reports each batch back in order with
+//! [`Written`].
+//!
+//! Failures: a batch that cannot be stored (disk full, I/O error) is rolled
+//! back and reported failed; every job of the same *generation* still
+//! queued behind it is refused unwritten, because its id follows an id that
+//! was not stored. The registry rewinds its ids and sends the next jobs
+//! under a new generation. While writes fail, [`Journal::is_healthy`] is
+//! false and the thread tries a small write every [`PROBE_INTERVAL`], so
+//! health comes back as soon as the disk does, even with no traffic.
+//!
+//! Invariants: jobs are stored and reported in the order they were
+//! submitted; a job is reported `Ok` only after its transaction committed.
+
+use super::database::{Database, Record};
+use actix::{Message, Recipient};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Most messages stored in one transaction.
+pub(crate) const MAX_BATCH: usize = 1024;
+/// How often a failing writer checks whether the disk is back.
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The next `count` submitted jobs were stored (`stored`) or not.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub(crate) struct Written {
+    pub(crate) count: usize,
+    pub(crate) stored: bool,
+}
+
+/// One message to store.
+struct Job {
+    generation: u64,
+    record: Record,
+}
+
+/// The registry's handle on the writer thread. Dropping it lets the thread
+/// store what is queued, then waits for it to finish.
+pub(crate) struct Journal {
+    jobs: Option<Sender<Job>>,
+    healthy: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Journal {
+    /// Starts the writer thread on `database`; outcomes go to `written`.
+    pub(crate) fn start(
+        database: Database,
+        history: usize,
+        ref_window: u64,
+        written: Recipient<Written>,
+    ) -> std::io::Result<Journal> {
+        let (jobs, receiver) = mpsc::channel();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let writer = Writer {
+            database,
+            history,
+            ref_window,
+            written,
+            healthy: healthy.clone(),
+            failed_generation: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("charla-writer".to_owned())
+            .spawn(move || writer.run(receiver))?;
+        Ok(Journal {
+            jobs: Some(jobs),
+            healthy,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a record; its outcome comes back as part of a [`Written`].
+    /// False when the thread is gone (it only ends when the journal drops).
+    pub(crate) fn submit(&self, generation: u64, record: Record) -> bool {
+        self.jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(Job { generation, record }).is_ok())
+    }
+
+    /// The health flag: false while writes fail.
+    pub(crate) fn health(&self) -> Arc<AtomicBool> {
+        self.healthy.clone()
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the writer thread panicked");
+        }
+    }
+}
+
+struct Writer {
+    database: Database,
+    history: usize,
+    ref_window: u64,
+    written: Recipient<Written>,
+    healthy: Arc<AtomicBool>,
+    /// The newest generation that failed: its remaining jobs are refused.
+    failed_generation: Option<u64>,
+}
+
+impl Writer {
+    fn run(mut self, jobs: Receiver<Job>) {
+        loop {
+            let first = if self.healthy.load(Ordering::Acquire) {
+                match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                }
+            } else {
+                match jobs.recv_timeout(PROBE_INTERVAL) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.probe();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.write(batch);
+        }
+    }
+
+    /// Refuses the stale prefix of `batch` (jobs of a failed generation),
+    /// stores the rest in one transaction, and reports both in order.
+    fn write(&mut self, batch: Vec<Job>) {
+        let stale = batch
+            .iter()
+            .take_while(|job| self.failed_generation.is_some_and(|g| job.generation <= g))
+            .count();
+        if stale > 0 {
+            self.report(stale, false);
+        }
+        let Some(generation) = batch.get(stale).map(|job| job.generation) else {
+            return;
+        };
+        let records: Vec<Record> = batch
+            .into_iter()
+            .skip(stale)
+            .map(|job| job.record)
+            .collect();
+        match self
+            .database
+            .append(&records, self.history, self.ref_window)
+        {
+            Ok(()) => {
+                if !self.healthy.swap(true, Ordering::AcqRel) {
+                    tracing::info!("the database accepts writes again");
+                }
+                self.report(records.len(), true);
+            }
+            Err(error) => {
+                if self.healthy.swap(false, Ordering::AcqRel) {
+                    tracing::error!(error = %error, "cannot store messages: refusing them until the database accepts writes");
+                }
+                self.failed_generation = Some(generation);
+                self.report(records.len(), false);
+            }
+        }
+    }
+
+    fn probe(&mut self) {
+        if self.database.probe().is_ok() {
+            tracing::info!("the database accepts writes again");
+            self.healthy.store(true, Ordering::Release);
+        }
+    }
+
+    fn report(&self, count: usize, stored: bool) {
+        self.written.do_send(Written { count, stored });
+    }
+}

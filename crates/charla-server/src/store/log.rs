@@ -1,0 +1,372 @@
+//! One room's log as the registry sees it: the id sequence, the newest
+//! `history` stored messages and the `ref` window.
+//!
+//! A message is first *staged* (it gets the next id and its `ref` is
+//! remembered), then *committed* once the engine stored it (it joins the
+//! window that `join`, resume and history pages read) or *rewound* if the
+//! engine failed (its id and `ref` are handed out again). Nothing reads a
+//! staged message: what a client can see has been stored.
+//!
+//! Invariants:
+//! - `committed <= assigned`; ids are handed out one by one from
+//!   `committed + 1`, so they stay contiguous through a rewind;
+//! - `messages` holds committed messages only, ascending, at most `history`;
+//! - a `ref` maps to an id among the last `ref_window` assigned ids; it is
+//!   pending while that id is above `committed`.
+
+use super::{Draft, PageQuery, Since};
+use charla_protocol::ChatMessage;
+#[cfg(test)]
+use charla_protocol::Member;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// The answer of [`RoomLog::stage`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Staged {
+    /// The message got this id and waits to be stored.
+    New(u64),
+    /// The room stored this `ref` already, under this id: nothing to do.
+    Stored(u64),
+    /// This `ref` is staged under this id and not stored yet.
+    Pending(u64),
+}
+
+/// One room's log.
+#[derive(Debug)]
+pub(crate) struct RoomLog {
+    /// Names this room's id sequence: a client compares it across
+    /// reconnects to tell a continued sequence from a restarted one.
+    pub(crate) epoch: Arc<str>,
+    assigned: u64,
+    committed: u64,
+    messages: VecDeque<ChatMessage>,
+    refs: HashMap<String, u64>,
+    /// `(id, ref)` in id order, to forget refs that leave the window.
+    ref_order: VecDeque<(u64, String)>,
+}
+
+impl RoomLog {
+    /// A log that starts after `last_id` with these stored messages
+    /// (ascending) and refs (ascending by id).
+    pub(crate) fn new(
+        epoch: Arc<str>,
+        last_id: u64,
+        messages: Vec<ChatMessage>,
+        refs: Vec<(String, u64)>,
+    ) -> RoomLog {
+        let mut log = RoomLog {
+            epoch,
+            assigned: last_id,
+            committed: last_id,
+            messages: messages.into(),
+            refs: HashMap::with_capacity(refs.len()),
+            ref_order: VecDeque::with_capacity(refs.len()),
+        };
+        for (reference, id) in refs {
+            log.refs.insert(reference.clone(), id);
+            log.ref_order.push_back((id, reference));
+        }
+        log
+    }
+
+    /// Id of the newest stored message; 0 when there is none.
+    pub(crate) fn last_id(&self) -> u64 {
+        self.committed
+    }
+
+    /// Whether messages are staged and not yet stored.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.assigned > self.committed
+    }
+
+    /// Whether the room ever had a message (stored or staged).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.assigned == 0
+    }
+
+    /// Gives a message the next id, unless its `ref` is known.
+    pub(crate) fn stage(
+        &mut self,
+        room: &str,
+        draft: Draft,
+        ref_window: u64,
+    ) -> (Staged, Option<ChatMessage>) {
+        if let Some(&id) = draft.reference.as_ref().and_then(|r| self.refs.get(r)) {
+            let staged = if id <= self.committed {
+                Staged::Stored(id)
+            } else {
+                Staged::Pending(id)
+            };
+            return (staged, None);
+        }
+        self.assigned += 1;
+        let id = self.assigned;
+        if let Some(reference) = &draft.reference {
+            self.refs.insert(reference.clone(), id);
+            self.ref_order.push_back((id, reference.clone()));
+            while let Some((oldest, _)) = self.ref_order.front() {
+                if *oldest + ref_window > id {
+                    break;
+                }
+                if let Some((_, old)) = self.ref_order.pop_front() {
+                    self.refs.remove(&old);
+                }
+            }
+        }
+        let message = ChatMessage {
+            room: room.to_owned(),
+            id,
+            from: draft.from,
+            text: draft.text,
+            at: draft.at,
+        };
+        (Staged::New(id), Some(message))
+    }
+
+    /// Records that the staged message `message` is stored: it joins the
+    /// window, which keeps its newest `history` messages.
+    pub(crate) fn commit(&mut self, message: ChatMessage, history: usize) {
+        debug_assert_eq!(message.id, self.committed + 1, "commits come in id order");
+        self.committed = message.id;
+        // `history` is at least 1 (the configuration insists).
+        while self.messages.len() >= history.max(1) {
+            self.messages.pop_front();
+        }
+        self.messages.push_back(message);
+    }
+
+    /// Forgets every staged message: the engine could not store them, so
+    /// their ids and refs are handed out again.
+    pub(crate) fn rewind(&mut self) {
+        while let Some((id, _)) = self.ref_order.back() {
+            if *id <= self.committed {
+                break;
+            }
+            if let Some((_, reference)) = self.ref_order.pop_back() {
+                self.refs.remove(&reference);
+            }
+        }
+        self.assigned = self.committed;
+    }
+
+    /// The newest `limit` stored messages, ascending.
+    pub(crate) fn recent(&self, limit: usize) -> Vec<ChatMessage> {
+        let skip = self.messages.len().saturating_sub(limit);
+        self.messages.iter().skip(skip).cloned().collect()
+    }
+
+    /// Every retained message after `after`, ascending, and whether none
+    /// were dropped (docs/protocol.md, rule 11 and 27). When `after` is
+    /// beyond the last id, or `epoch` names another sequence than this
+    /// room's, the client saw a sequence that has restarted since: the
+    /// answer is the newest `fallback` messages, incomplete.
+    pub(crate) fn since(&self, after: u64, epoch: Option<&str>, fallback: usize) -> Since {
+        if after > self.committed || epoch.is_some_and(|e| e != &*self.epoch) {
+            return Since {
+                messages: self.recent(fallback),
+                complete: false,
+            };
+        }
+        let oldest = self.messages.front().map_or(self.committed + 1, |m| m.id);
+        let messages: Vec<ChatMessage> = self
+            .messages
+            .iter()
+            .filter(|m| m.id > after)
+            .cloned()
+            .collect();
+        Since {
+            messages,
+            complete: oldest <= after + 1,
+        }
+    }
+
+    /// One page of history (docs/protocol.md, rule 13).
+    pub(crate) fn page(&self, query: PageQuery) -> Vec<ChatMessage> {
+        page(self.messages.iter(), query)
+    }
+}
+
+/// One page of history out of `messages` (ascending), by rule 13: with
+/// `after`, the oldest `limit` above it; otherwise the newest `limit` below
+/// `before` (or overall).
+fn page<'a>(
+    messages: impl DoubleEndedIterator<Item = &'a ChatMessage>,
+    query: PageQuery,
+) -> Vec<ChatMessage> {
+    let in_range = |m: &&ChatMessage| {
+        query.after.is_none_or(|after| m.id > after)
+            && query.before.is_none_or(|before| m.id < before)
+    };
+    if query.after.is_some() {
+        messages
+            .filter(in_range)
+            .take(query.limit)
+            .cloned()
+            .collect()
+    } else {
+        let mut newest: Vec<ChatMessage> = messages
+            .rev()
+            .filter(in_range)
+            .take(query.limit)
+            .cloned()
+            .collect();
+        newest.reverse();
+        newest
+    }
+}
+
+/// A placeholder sender for tests.
+#[cfg(test)]
+pub(crate) fn someone() -> Member {
+    Member {
+        id: "s1".into(),
+        name: "ana".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::REF_WINDOW;
+
+    fn log() -> RoomLog {
+        RoomLog::new(Arc::from("e1"), 0, Vec::new(), Vec::new())
+    }
+
+    fn draft(text: &str, reference: Option<&str>) -> Draft {
+        Draft {
+            from: someone(),
+            text: text.into(),
+            reference: reference.map(str::to_owned),
+            at: 1,
+        }
+    }
+
+    /// Stages and commits at once, as the in-memory engine does.
+    fn append(log: &mut RoomLog, history: usize, reference: Option<&str>) -> Staged {
+        let (staged, message) = log.stage("general", draft("x", reference), REF_WINDOW);
+        if let Some(message) = message {
+            log.commit(message, history);
+        }
+        staged
+    }
+
+    fn ids(messages: &[ChatMessage]) -> Vec<u64> {
+        messages.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn ids_start_at_one_and_history_keeps_the_newest() {
+        let mut log = log();
+        for n in 1..=5 {
+            assert_eq!(append(&mut log, 3, None), Staged::New(n));
+        }
+        assert_eq!(log.last_id(), 5);
+        assert_eq!(ids(&log.recent(10)), [3, 4, 5]);
+        assert_eq!(ids(&log.recent(2)), [4, 5]);
+    }
+
+    #[test]
+    fn since_reports_gaps_and_restarted_sequences() {
+        let mut log = log();
+        for _ in 0..5 {
+            append(&mut log, 3, None);
+        }
+        let since = log.since(2, None, 50);
+        assert_eq!(
+            (ids(&since.messages), since.complete),
+            (vec![3, 4, 5], true)
+        );
+        let since = log.since(1, None, 50);
+        assert_eq!(
+            (ids(&since.messages), since.complete),
+            (vec![3, 4, 5], false)
+        );
+        let since = log.since(5, None, 50);
+        assert_eq!((ids(&since.messages), since.complete), (vec![], true));
+        let since = log.since(9, None, 2);
+        assert_eq!((ids(&since.messages), since.complete), (vec![4, 5], false));
+        let since = log.since(2, Some("e1"), 50);
+        assert_eq!(
+            (ids(&since.messages), since.complete),
+            (vec![3, 4, 5], true)
+        );
+        let since = log.since(2, Some("another"), 2);
+        assert_eq!((ids(&since.messages), since.complete), (vec![4, 5], false));
+    }
+
+    #[test]
+    fn refs_are_remembered_beyond_history_within_the_window() {
+        let mut log = log();
+        assert_eq!(append(&mut log, 1, Some("r1")), Staged::New(1));
+        for _ in 0..100 {
+            append(&mut log, 1, None);
+        }
+        assert_eq!(append(&mut log, 1, Some("r1")), Staged::Stored(1));
+    }
+
+    #[test]
+    fn refs_leave_the_window_after_ten_thousand_messages() {
+        let mut log = log();
+        append(&mut log, 1, Some("old"));
+        for n in 0..REF_WINDOW {
+            append(&mut log, 1, Some(&format!("r{n}")));
+        }
+        assert_eq!(
+            append(&mut log, 1, Some("r9999")),
+            Staged::Stored(REF_WINDOW + 1)
+        );
+        assert!(matches!(append(&mut log, 1, Some("old")), Staged::New(_)));
+    }
+
+    #[test]
+    fn staged_messages_are_invisible_until_committed() {
+        let mut log = log();
+        append(&mut log, 10, None);
+        let (staged, message) = log.stage("general", draft("y", Some("r")), REF_WINDOW);
+        assert_eq!(staged, Staged::New(2));
+        assert!(log.has_pending());
+        assert_eq!(log.last_id(), 1);
+        assert_eq!(ids(&log.recent(10)), [1]);
+        let (again, none) = log.stage("general", draft("y", Some("r")), REF_WINDOW);
+        assert_eq!((again, none), (Staged::Pending(2), None));
+        log.commit(message.unwrap(), 10);
+        assert!(!log.has_pending());
+        assert_eq!(ids(&log.recent(10)), [1, 2]);
+        assert_eq!(append(&mut log, 10, Some("r")), Staged::Stored(2));
+    }
+
+    #[test]
+    fn a_rewind_hands_the_ids_and_refs_out_again() {
+        let mut log = log();
+        append(&mut log, 10, Some("kept"));
+        let _ = log.stage("general", draft("lost", Some("lost")), REF_WINDOW);
+        let _ = log.stage("general", draft("lost too", None), REF_WINDOW);
+        log.rewind();
+        assert!(!log.has_pending());
+        assert_eq!(append(&mut log, 10, Some("lost")), Staged::New(2));
+        assert_eq!(append(&mut log, 10, Some("kept")), Staged::Stored(1));
+        assert_eq!(append(&mut log, 10, None), Staged::New(3));
+    }
+
+    #[test]
+    fn pages_follow_rule_13() {
+        let mut log = log();
+        for _ in 0..10 {
+            append(&mut log, 100, None);
+        }
+        let page = |after, before, limit| {
+            ids(&log.page(PageQuery {
+                after,
+                before,
+                limit,
+            }))
+        };
+        assert_eq!(page(None, None, 3), [8, 9, 10]);
+        assert_eq!(page(None, Some(5), 3), [2, 3, 4]);
+        assert_eq!(page(Some(5), None, 3), [6, 7, 8]);
+        assert_eq!(page(Some(2), Some(5), 50), [3, 4]);
+        assert_eq!(page(Some(10), None, 50), Vec::<u64>::new());
+    }
+}

@@ -1,0 +1,244 @@
+//! Where rooms' messages are kept: the seam between the registry and the
+//! storage engine.
+//!
+//! The registry owns membership and delivery; the [`Store`] owns, per room
+//! in memory, a [`RoomLog`]: the id sequence, the newest `history` stored
+//! messages and the `ref` window. Behind it sits one of two engines:
+//!
+//! - **SQLite** (the default, `CHARLA_DATABASE=charla.db`): a
+//!   [`database::Database`] file written by the [`journal::Journal`]'s
+//!   thread in batches. A message is acknowledged and broadcast only once
+//!   its batch committed. A room's log is read from the file the first time
+//!   the room is used after a start (or after eviction freed it), with one
+//!   indexed read of at most `history` rows; `join`, resume and the room
+//!   page are then answered from memory. History pages of rooms not in
+//!   memory are read by the HTTP handler on a blocking thread.
+//! - **Memory** (`CHARLA_DATABASE=:memory:`, for tests and benchmarks):
+//!   staged messages are committed at once and nothing outlives the
+//!   process or an evicted room. Each room log gets a fresh epoch, so a
+//!   client resuming across a restarted sequence is told (`complete:
+//!   false`).
+//!
+//! Invariants kept with either engine:
+//! - ids are per room, start at 1 and grow by exactly 1; with SQLite they
+//!   continue across restarts and evictions;
+//! - a `ref` the room accepted among its last [`REF_WINDOW`] messages (or
+//!   its retained history, if longer) maps to the id it got;
+//! - a room keeps its last `history` messages, also while it has no members.
+
+pub(crate) mod database;
+pub(crate) mod journal;
+mod log;
+
+pub(crate) use log::{RoomLog, Staged};
+
+use actix::Recipient;
+use charla_protocol::{ChatMessage, Member, RoomName};
+use database::{Database, Reader, Record};
+use journal::{Journal, Written};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Messages per room for which a `ref` is remembered, at least.
+pub(crate) const REF_WINDOW: u64 = 10_000;
+
+/// A message about to be stored: everything but its id.
+#[derive(Debug)]
+pub(crate) struct Draft {
+    pub(crate) from: Member,
+    pub(crate) text: String,
+    pub(crate) reference: Option<String>,
+    pub(crate) at: u64,
+}
+
+/// Retained messages after a given id, and whether none were dropped.
+#[derive(Debug)]
+pub(crate) struct Since {
+    pub(crate) messages: Vec<ChatMessage>,
+    /// False when messages with ids after `after` are no longer retained, or
+    /// when the client's sequence has restarted since (docs/protocol.md,
+    /// rule 27).
+    pub(crate) complete: bool,
+}
+
+/// Which page of history `GET /api/rooms/{room}/messages` asks for.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PageQuery {
+    pub(crate) after: Option<u64>,
+    pub(crate) before: Option<u64>,
+    pub(crate) limit: usize,
+}
+
+/// What happened to a message handed to [`Store::submit`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Submitted {
+    /// The engine keeps nothing: commit it now.
+    Now,
+    /// The writer has it; a [`Written`] reports the outcome.
+    Later,
+    /// The writer is gone: refuse it.
+    Refused,
+}
+
+/// The logs of the rooms in memory, and the engine behind them.
+pub(crate) struct Store {
+    history: usize,
+    ref_window: u64,
+    logs: HashMap<RoomName, RoomLog>,
+    engine: Engine,
+}
+
+enum Engine {
+    Memory,
+    Sqlite {
+        epoch: Arc<str>,
+        reader: Reader,
+        journal: Journal,
+    },
+}
+
+/// A room's log could not be read from the database.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read room {room} from the database: {cause}")]
+pub(crate) struct LoadError {
+    room: RoomName,
+    cause: rusqlite::Error,
+}
+
+impl Store {
+    /// A store that keeps nothing beyond this process.
+    pub(crate) fn memory(history: usize) -> Store {
+        Store {
+            history,
+            ref_window: ref_window(history),
+            logs: HashMap::new(),
+            engine: Engine::Memory,
+        }
+    }
+
+    /// A store on `database`, whose writer thread reports to `written`.
+    pub(crate) fn sqlite(
+        database: Database,
+        history: usize,
+        written: Recipient<Written>,
+    ) -> std::io::Result<Store> {
+        let epoch: Arc<str> = Arc::from(database.epoch());
+        let reader = database.reader().map_err(std::io::Error::other)?;
+        let ref_window = ref_window(history);
+        let journal = Journal::start(database, history, ref_window, written)?;
+        Ok(Store {
+            history,
+            ref_window,
+            logs: HashMap::new(),
+            engine: Engine::Sqlite {
+                epoch,
+                reader,
+                journal,
+            },
+        })
+    }
+
+    /// The writer's health flag (always healthy in memory).
+    pub(crate) fn health(&self) -> Arc<AtomicBool> {
+        match &self.engine {
+            Engine::Memory => Arc::new(AtomicBool::new(true)),
+            Engine::Sqlite { journal, .. } => journal.health(),
+        }
+    }
+
+    /// The log of `room`, read from the engine the first time.
+    pub(crate) fn log(&mut self, room: &RoomName) -> Result<&mut RoomLog, LoadError> {
+        if !self.logs.contains_key(room) {
+            let log = match &self.engine {
+                Engine::Memory => {
+                    let epoch = format!("{:016x}", fastrand::u64(..));
+                    RoomLog::new(Arc::from(epoch), 0, Vec::new(), Vec::new())
+                }
+                Engine::Sqlite { epoch, reader, .. } => {
+                    let stored = reader
+                        .load_room(room.as_str(), self.history, self.ref_window)
+                        .map_err(|cause| LoadError {
+                            room: room.clone(),
+                            cause,
+                        })?;
+                    let messages = stored.messages.into_iter().map(Record::into_message);
+                    RoomLog::new(
+                        epoch.clone(),
+                        stored.last_id,
+                        messages.collect(),
+                        stored.refs,
+                    )
+                }
+            };
+            self.logs.insert(room.clone(), log);
+        }
+        Ok(self
+            .logs
+            .get_mut(room)
+            .expect("the log was inserted just above if it was missing"))
+    }
+
+    /// The log of `room` if it is in memory.
+    pub(crate) fn loaded(&self, room: &RoomName) -> Option<&RoomLog> {
+        self.logs.get(room)
+    }
+
+    /// The log of `room` if it is in memory.
+    pub(crate) fn loaded_mut(&mut self, room: &RoomName) -> Option<&mut RoomLog> {
+        self.logs.get_mut(room)
+    }
+
+    /// Whether a room missing from memory may still have history elsewhere.
+    pub(crate) fn is_durable(&self) -> bool {
+        matches!(self.engine, Engine::Sqlite { .. })
+    }
+
+    /// Drops a room's log from memory (with SQLite, its history stays on
+    /// disk).
+    pub(crate) fn forget(&mut self, room: &RoomName) {
+        self.logs.remove(room);
+    }
+
+    /// Every room may keep this many messages.
+    pub(crate) fn history(&self) -> usize {
+        self.history
+    }
+
+    /// The `ref` window of every room.
+    pub(crate) fn ref_window(&self) -> u64 {
+        self.ref_window
+    }
+
+    /// Hands a staged message to the engine.
+    pub(crate) fn submit(
+        &self,
+        generation: u64,
+        message: &ChatMessage,
+        reference: Option<&str>,
+    ) -> Submitted {
+        match &self.engine {
+            Engine::Memory => Submitted::Now,
+            Engine::Sqlite { journal, .. } => {
+                if journal.submit(generation, Record::of(message, reference)) {
+                    Submitted::Later
+                } else {
+                    Submitted::Refused
+                }
+            }
+        }
+    }
+
+    /// Forgets every staged message of every room (their batch failed).
+    pub(crate) fn rewind_all(&mut self) {
+        for log in self.logs.values_mut() {
+            log.rewind();
+        }
+    }
+}
+
+/// Refs are remembered for [`REF_WINDOW`] messages, or the whole history if
+/// it is longer.
+fn ref_window(history: usize) -> u64 {
+    REF_WINDOW.max(u64::try_from(history).unwrap_or(u64::MAX))
+}
