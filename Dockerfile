@@ -16,14 +16,21 @@ FROM chef AS builder
 COPY --from=planner /app/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json --package charla-server
 COPY . .
-RUN cargo build --release --locked --package charla-server --bin charla
+RUN cargo build --release --locked --package charla-server --bin charla \
+    && mkdir -p /data
 
 # Distroless: no shell, no package manager, glibc and libgcc only.
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 COPY --from=builder /app/target/release/charla /usr/local/bin/charla
+# History lives in a SQLite file under /data, owned by the runtime user (the
+# image has no shell to create it, so it is copied in). Mount a volume there
+# to keep history across container restarts.
+COPY --from=builder --chown=65532:65532 /data /data
 # The distroless "nonroot" user, by number so the platform can verify it.
 USER 65532:65532
 # Platforms set PORT; 8080 is the default for a plain `docker run`.
-ENV PORT=8080
+ENV PORT=8080 \
+    CHARLA_DATABASE=/data/charla.db
+VOLUME ["/data"]
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/charla"]

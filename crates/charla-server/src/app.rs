@@ -10,7 +10,7 @@
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::metrics::Metrics;
-use crate::registry::{Registry, Shutdown};
+use crate::registry::{CloseStore, Registry, Shutdown};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::database::Database;
@@ -139,6 +139,10 @@ impl Application {
             Err(error) => tracing::error!(error = %error, "the registry is gone"),
         }
         handle.stop(true).await;
-        server.await.map_err(std::io::Error::other)?
+        let stopped = server.await.map_err(std::io::Error::other)?;
+        if let Err(error) = self.state.registry.send(CloseStore).await {
+            tracing::error!(error = %error, "the registry is gone; the store was not closed");
+        }
+        stopped
     }
 }

@@ -14,7 +14,10 @@
 //! - [`outbox`]: a session's bounded outbound queue and its writer task.
 //! - [`registry`]: the room registry actor, a folder: its message table,
 //!   one handler per message, rooms and eviction, flood control.
-//! - [`store`]: the storage seam: ids, history, the `ref` window.
+//! - [`store`]: the storage seam: each room's log (ids, recent history,
+//!   the `ref` window) and the engine behind it: the SQLite
+//!   [`store::database`] written by the [`store::journal`]'s thread, or
+//!   memory only.
 //! - [`directory`]: the room directory snapshot read by HTTP.
 //! - [`api`]: the JSON HTTP API, `/healthz` and `/metrics`.
 //! - [`pages`]: the browser's routes: lobby, room pages, embedded assets,
@@ -27,7 +30,9 @@
 //! | state | owner | why there |
 //! |---|---|---|
 //! | rooms, seats, session names, flood buckets, directory watchers | the registry actor | one owner serialises every change: ids, presence and acks are ordered without locks |
-//! | ids, history ring, `ref` window | the [`store::MessageStore`] behind the registry | the seam a Redis engine replaces |
+//! | ids, recent history, `ref` window of rooms in memory | the [`store::Store`]'s room logs, owned by the registry | `join`, resume and the room page are answered from memory; ids are assigned in one place |
+//! | every room's stored history, last id and `ref` window | the SQLite file, written only by the writer thread ([`store::journal`]) | survives restarts and evictions; the registry never waits on the disk |
+//! | messages waiting to be stored, answers held behind them | the registry (its pending queue and each session's fences) | a message is acknowledged and broadcast only once stored, and a session's answers keep its request order |
 //! | room member counts and last ids | [`directory::Directory`] (a `DashMap`), written by the registry | `/api/rooms`, the lobby and `/metrics` read it without a round trip through the registry's mailbox |
 //! | frames waiting for a client | each session's bounded [`outbox::Outbox`] | the registry never waits on a socket; a full queue is the slow-consumer signal |
 //! | last frame heard, heartbeat timer | the session actor | per connection, no one else needs it |
@@ -36,18 +41,20 @@
 //! # The hot path
 //!
 //! A `say` is parsed and validated by its session actor, then the registry
-//! checks membership and flood control, asks the store for the next id,
+//! checks membership and flood control, stages the message in the room's
+//! log (the next id) and hands it to the writer thread. The writer stores
+//! everything queued in one transaction and reports back; the registry then
 //! queues the `ack` for the sender, serialises the `message` event once and
 //! pushes a clone of the same reference-counted buffer into every member's
-//! outbox. No lock is held across an await; nothing in the registry awaits.
+//! outbox. No lock is held across an await; nothing in the registry awaits
+//! or touches the disk, but for the first use of a room since the start (or
+//! since it was evicted): one indexed read of its last `CHARLA_HISTORY`
+//! messages.
 //!
 //! # Scaling out
 //!
-//! One process holds every room. Beyond one machine a Redis engine
-//! implements [`store::MessageStore`] (a stream per room for ids and
-//! history, a hash for the `ref` window) and relays each stored message to
-//! the other nodes' registries over pub/sub, where it enters the same
-//! broadcast path as a local message.
+//! One process holds every room and its database file (a second process on
+//! the same file refuses to start). There is no cross-process delivery yet.
 
 mod api;
 mod app;

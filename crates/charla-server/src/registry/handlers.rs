@@ -285,6 +285,14 @@ impl Command for Shutdown {
     }
 }
 
+impl Command for CloseStore {
+    type Reply = ();
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
+        registry.store.close();
+    }
+}
+
 impl Command for Written {
     type Reply = ();
 

@@ -136,3 +136,8 @@ pub(crate) struct RoomView {
 #[derive(Message)]
 #[rtype(result = "oneshot::Receiver<()>")]
 pub(crate) struct Shutdown;
+
+/// The server stopped: store what is queued, sync it, stop the writer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct CloseStore;

@@ -420,6 +420,14 @@ impl Database {
         Ok(Reader { connection })
     }
 
+    /// Copies the write-ahead log into the main file and syncs both to disk
+    /// (a passive checkpoint: it never waits for readers). After it, what
+    /// was committed survives a power loss too.
+    pub(crate) fn checkpoint(&mut self) -> rusqlite::Result<()> {
+        self.connection
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+    }
+
     /// A small write that changes nothing (a row added and removed in one
     /// transaction): `Ok` once the file accepts writes again after a failed
     /// [`Database::append`].

@@ -91,6 +91,8 @@ pub(crate) struct Store {
 
 enum Engine {
     Memory,
+    /// The SQLite engine after [`Store::close`]: everything is refused.
+    Closed,
     Sqlite {
         epoch: Arc<str>,
         reader: Reader,
@@ -142,7 +144,7 @@ impl Store {
     /// The writer's health flag (always healthy in memory).
     pub(crate) fn health(&self) -> Arc<AtomicBool> {
         match &self.engine {
-            Engine::Memory => Arc::new(AtomicBool::new(true)),
+            Engine::Memory | Engine::Closed => Arc::new(AtomicBool::new(true)),
             Engine::Sqlite { journal, .. } => journal.health(),
         }
     }
@@ -154,6 +156,12 @@ impl Store {
                 Engine::Memory => {
                     let epoch = format!("{:016x}", fastrand::u64(..));
                     RoomLog::new(Arc::from(epoch), 0, Vec::new(), Vec::new())
+                }
+                Engine::Closed => {
+                    return Err(LoadError {
+                        room: room.clone(),
+                        cause: rusqlite::Error::InvalidQuery,
+                    });
                 }
                 Engine::Sqlite { epoch, reader, .. } => {
                     let stored = reader
@@ -191,7 +199,7 @@ impl Store {
 
     /// Whether a room missing from memory may still have history elsewhere.
     pub(crate) fn is_durable(&self) -> bool {
-        matches!(self.engine, Engine::Sqlite { .. })
+        !matches!(self.engine, Engine::Memory)
     }
 
     /// Drops a room's log from memory (with SQLite, its history stays on
@@ -219,6 +227,7 @@ impl Store {
     ) -> Submitted {
         match &self.engine {
             Engine::Memory => Submitted::Now,
+            Engine::Closed => Submitted::Refused,
             Engine::Sqlite { journal, .. } => {
                 if journal.submit(generation, Record::of(message, reference)) {
                     Submitted::Later
@@ -226,6 +235,15 @@ impl Store {
                     Submitted::Refused
                 }
             }
+        }
+    }
+
+    /// Stops the writer once it has stored (and synced) what it was given;
+    /// the outcomes still reach the registry. Nothing is stored after.
+    pub(crate) fn close(&mut self) {
+        if matches!(self.engine, Engine::Sqlite { .. }) {
+            // Dropping the journal joins its thread.
+            self.engine = Engine::Closed;
         }
     }
 

@@ -3,7 +3,8 @@
 //! 27), history on join, and `ref` deduplication.
 
 use crate::helpers::{burst_friendly, spawn_app, spawn_app_with};
-use charla_protocol::{ChatMessage, ServerMessage};
+use charla_protocol::{ChatMessage, ErrorCode, ServerMessage};
+use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn ids(messages: &[ChatMessage]) -> Vec<u64> {
@@ -328,4 +329,31 @@ async fn a_join_during_a_flood_gets_history_then_live_messages_without_gap_or_du
         next += 1;
     }
     flood.await.unwrap();
+}
+
+#[actix_web::test]
+async fn answers_after_a_say_wait_until_it_is_stored() {
+    // Rule 36 with the durable store: a `say` is answered only once stored,
+    // and what the session asked after it is answered after it.
+    let app = spawn_app_with(burst_friendly).await;
+    let mut ana = app.member("ana", "general").await;
+    for n in 0..50 {
+        ana.say_with_ref("general", &format!("m{n}"), &format!("s{n}"))
+            .await;
+        ana.send_json(json!({"type": "leave", "room": "nowhere", "ref": format!("l{n}")}))
+            .await;
+    }
+    for n in 0..50u64 {
+        match ana.recv().await {
+            ServerMessage::Ack { reference, id, .. } => {
+                assert_eq!((reference, id), (format!("s{n}"), n + 1));
+            }
+            other => panic!("expected the ack of s{n}, got {other:?}"),
+        }
+        assert_eq!(ana.expect_message().await.text, format!("m{n}"));
+        assert_eq!(
+            ana.expect_error().await,
+            (ErrorCode::NotJoined, Some(format!("l{n}")))
+        );
+    }
 }
