@@ -22,15 +22,21 @@
 //! - [`handlers`]: one [`Command`] impl per message, in the table's order.
 //! - [`rooms`]: rooms in memory, seats, eviction at the cap.
 //! - [`flood`]: the per-session token bucket.
+//! - [`publish`]: a message's way from staged to stored to acknowledged and
+//!   broadcast (or refused), and the fences that keep a session's answers
+//!   in request order meanwhile.
 //! - this file: the actor's state and the steps every handler shares
 //!   (send, broadcast, announce, publish, reap, directory push).
 
 mod flood;
 mod handlers;
 mod messages;
+mod publish;
 mod rooms;
 
 pub(crate) use messages::*;
+
+use publish::{Held, Pending, Reply};
 
 use crate::config::Config;
 use crate::directory::Directory;
@@ -103,14 +109,6 @@ impl SessionState {
     }
 }
 
-/// An entry of [`SessionState::held`].
-enum Held {
-    /// The session's next message still being stored.
-    Fence,
-    /// An answer to a later request.
-    Frame(ByteString),
-}
-
 /// The registry actor.
 pub(crate) struct Registry {
     config: Arc<Config>,
@@ -134,32 +132,6 @@ pub(crate) struct Registry {
     generation: u64,
     shutting_down: bool,
     drained: Vec<oneshot::Sender<()>>,
-}
-
-/// Who waits for a message to be stored.
-enum Reply {
-    /// A session, answered with `ack` (when its `say` had a `ref`) or an
-    /// `unavailable` error.
-    Session {
-        session: SessionId,
-        reference: Option<String>,
-    },
-    /// An HTTP `POST`, answered with the id or the error.
-    Http(oneshot::Sender<Result<u64, ErrorCode>>),
-}
-
-/// A message handed to the engine: stored, it is acknowledged and
-/// broadcast; refused, its senders hear `unavailable`.
-struct Pending {
-    message: ChatMessage,
-    /// The sender, then resends of the same `ref` that came while it waited.
-    replies: Vec<Reply>,
-    /// When the registry accepted it, for the fan-out histogram.
-    accepted: Instant,
-    /// The registry's generation when it was submitted.
-    generation: u64,
-    /// Whether the sender (the first reply) was fenced for it.
-    fenced: bool,
 }
 
 impl Registry {
@@ -205,32 +177,6 @@ impl Registry {
             }
         } else {
             state.held.push_back(Held::Frame(message.to_json().into()));
-        }
-    }
-
-    /// Holds `session`'s later answers until its message now being stored
-    /// is settled.
-    fn fence(&mut self, session: SessionId) {
-        if let Some(state) = self.sessions.get_mut(&session) {
-            state.held.push_back(Held::Fence);
-        }
-    }
-
-    /// The session's oldest message being stored is settled: releases the
-    /// answers held behind it, up to the next fence.
-    fn release(&mut self, session: SessionId) {
-        let Some(state) = self.sessions.get_mut(&session) else {
-            return;
-        };
-        debug_assert!(matches!(state.held.front(), Some(Held::Fence)));
-        state.held.pop_front();
-        while let Some(Held::Frame(_)) = state.held.front() {
-            if let Some(Held::Frame(text)) = state.held.pop_front()
-                && state.outbox.push_text(text) == Err(NotQueued::Full)
-            {
-                self.slow.push(session);
-                return;
-            }
         }
     }
 
@@ -459,182 +405,6 @@ impl Registry {
             self.send_error(session, ErrorCode::NotJoined, reference.clone());
         }
         joined
-    }
-
-    /// Gives a message its id and hands it to the engine; once stored it is
-    /// acknowledged and broadcast ([`Registry::settle`]). A resend of a
-    /// known `ref` is acknowledged with the original id, stored nothing
-    /// twice. `room` must be in memory.
-    fn publish(&mut self, room: &RoomName, draft: Draft, reply: Reply) {
-        let accepted = Instant::now();
-        let ref_window = self.store.ref_window();
-        let log = match self.store.log(room) {
-            Ok(log) => log,
-            Err(error) => {
-                tracing::error!(error = %error, "refusing a message");
-                self.refuse(reply, false);
-                return;
-            }
-        };
-        let (staged, message) = log.stage(room.as_str(), draft, ref_window);
-        match (staged, message) {
-            (Staged::New(_), Some(message)) => {
-                let reference = match &reply {
-                    Reply::Session { reference, .. } => reference.clone(),
-                    Reply::Http(_) => None,
-                };
-                let submitted = self
-                    .store
-                    .submit(self.generation, &message, reference.as_deref());
-                let pending = Pending {
-                    message,
-                    replies: vec![reply],
-                    accepted,
-                    generation: self.generation,
-                    fenced: false,
-                };
-                match submitted {
-                    Submitted::Now => self.settle(pending, true),
-                    Submitted::Later => {
-                        let mut pending = pending;
-                        if let Some(Reply::Session { session, .. }) = pending.replies.first() {
-                            self.fence(*session);
-                            pending.fenced = true;
-                        }
-                        self.pending.push_back(pending);
-                    }
-                    Submitted::Refused => {
-                        self.store.rewind_all();
-                        self.generation += 1;
-                        self.settle(pending, false);
-                    }
-                }
-            }
-            (Staged::Stored(id), _) => self.acknowledge(reply, room, id, false),
-            (Staged::Pending(id), _) => {
-                let waiting = self
-                    .pending
-                    .iter_mut()
-                    .rev()
-                    .find(|p| p.message.id == id && p.message.room == room.as_str());
-                match waiting {
-                    Some(pending) => pending.replies.push(reply),
-                    None => self.refuse(reply, false),
-                }
-            }
-            (Staged::New(_), None) => unreachable!("a new message is always handed back"),
-        }
-    }
-
-    /// Answers everyone waiting on a message. Stored, it joins its room's
-    /// log, the senders get their `ack` first (rule 20), then every member
-    /// gets one shared serialisation; refused, the senders hear
-    /// `unavailable` and nobody else hears anything. Then the answers held
-    /// behind the sender's fence go out.
-    fn settle(&mut self, pending: Pending, stored: bool) {
-        let Pending {
-            message,
-            replies,
-            accepted,
-            fenced,
-            ..
-        } = pending;
-        let id = message.id;
-        let Ok(room) = RoomName::parse(&message.room) else {
-            unreachable!("a staged message names a valid room");
-        };
-        let fenced = match replies.first() {
-            Some(Reply::Session { session, .. }) if fenced => Some(*session),
-            _ => None,
-        };
-        let text =
-            stored.then(|| ByteString::from(charla_protocol::server::message_event_json(&message)));
-        if stored {
-            let history = self.store.history();
-            if let Some(log) = self.store.loaded_mut(&room) {
-                log.commit(message, history);
-            }
-        }
-        for (index, reply) in replies.into_iter().enumerate() {
-            // The sender's answer is what its fence waits for: it goes ahead
-            // of the answers held behind the fence.
-            let direct = index == 0 && fenced.is_some();
-            if stored {
-                self.acknowledge(reply, &room, id, direct);
-            } else {
-                self.refuse(reply, direct);
-            }
-        }
-        if let Some(text) = text {
-            self.rooms.touch(&room);
-            self.directory.set_last_id(&room, id);
-            let reached = self.broadcast(&room, &text, None);
-            self.metrics.message_fanned_out(reached, accepted.elapsed());
-        }
-        if let Some(session) = fenced {
-            self.release(session);
-        }
-    }
-
-    /// Tells a sender its message is stored under `id`; `direct` skips the
-    /// sender's held answers (its own fence is being released).
-    fn acknowledge(&mut self, reply: Reply, room: &RoomName, id: u64, direct: bool) {
-        match reply {
-            Reply::Session {
-                session,
-                reference: Some(reference),
-            } => {
-                let ack = ServerMessage::Ack {
-                    reference,
-                    room: room.as_str().to_owned(),
-                    id,
-                };
-                self.deliver(session, &ack, direct);
-            }
-            Reply::Session {
-                reference: None, ..
-            } => {}
-            Reply::Http(answer) => {
-                let _ = answer.send(Ok(id));
-            }
-        }
-    }
-
-    /// Tells a sender its message was not stored.
-    fn refuse(&mut self, reply: Reply, direct: bool) {
-        self.metrics.error(ErrorCode::Unavailable);
-        match reply {
-            Reply::Session { session, reference } => {
-                let error = ServerMessage::Error {
-                    code: ErrorCode::Unavailable,
-                    message: default_message(ErrorCode::Unavailable),
-                    reference,
-                };
-                self.deliver(session, &error, direct);
-            }
-            Reply::Http(answer) => {
-                let _ = answer.send(Err(ErrorCode::Unavailable));
-            }
-        }
-    }
-
-    /// The engine reported on the next `count` pending messages.
-    fn written(&mut self, written: Written) {
-        let current = self.pending.front().map(|p| p.generation) == Some(self.generation);
-        if !written.stored && current {
-            // Every staged id from the first refused one on is void: hand
-            // the ids out again, under a generation the writer will accept.
-            // (Later refusals of the old generation need no second rewind.)
-            self.store.rewind_all();
-            self.generation += 1;
-        }
-        for _ in 0..written.count {
-            let Some(pending) = self.pending.pop_front() else {
-                tracing::error!("the writer reported more messages than were pending");
-                break;
-            };
-            self.settle(pending, written.stored);
-        }
     }
 }
 
