@@ -1,13 +1,21 @@
 """Fixtures for the deployment tests: the release binary run the way the
 container runs it, from an empty directory and configured only by its
-environment, on a free loopback port."""
+environment, on a free loopback port.
 
+A server's database lives where `CHARLA_DATABASE` says; by default that is
+`charla.db` in its own temporary working directory, gone with the server. A
+test that restarts a server on the same file passes a path of its own
+(`tmp_path`), which outlives every server started on it."""
+
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,20 +32,37 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def server_env(port: int, env: dict[str, str]) -> dict[str, str]:
+    """The whole environment of a `charla` process: loopback, JSON logs, then `env`."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "PORT": str(port),
+        # Loopback only: tests never listen on other interfaces.
+        "CHARLA_HOST": "127.0.0.1",
+        "LOG_FORMAT": "json",
+        **env,
+    }
+
+
+def parse_log_line(line: str) -> dict:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return {"message": line.rstrip("\n"), "unparsed": True}
+
+
 class Server:
-    """A running `charla` process and what it logged."""
+    """A running `charla` process and what it logged.
+
+    Its output is read by two threads from the moment it listens, so a chatty
+    server (one log line per HTTP request) never blocks on a full pipe. As a
+    context manager it is killed on exit if still running, so that a test can
+    end its use of a file system (an unmount) only once the server is gone."""
 
     def __init__(self, env: dict[str, str]):
         self.port = free_port()
         self.workdir = tempfile.TemporaryDirectory()
-        self.env = {
-            "PATH": "/usr/bin:/bin",
-            "PORT": str(self.port),
-            # Loopback only: tests never listen on other interfaces.
-            "CHARLA_HOST": "127.0.0.1",
-            "LOG_FORMAT": "json",
-            **env,
-        }
+        self.env = server_env(self.port, env)
         self.process = subprocess.Popen(
             [str(BINARY)],
             cwd=self.workdir.name,
@@ -47,13 +72,33 @@ class Server:
             text=True,
         )
         self.logs: list[dict] = []
+        self.stderr: list[str] = []
         # Readiness is the "listening" log line: an event, not a guess.
         for line in self.process.stdout:
-            self.logs.append(json.loads(line))
+            self.logs.append(parse_log_line(line))
             if "listening" in self.logs[-1].get("message", ""):
                 break
         else:
-            raise RuntimeError(f"charla exited before listening: {self.process.stderr.read()}")
+            self.process.wait(timeout=WAIT_SECONDS)
+            self.workdir.cleanup()
+            raise RuntimeError(
+                f"charla exited ({self.process.returncode}) before listening: "
+                f"{[entry.get('message') for entry in self.logs]} {self.process.stderr.read()}"
+            )
+        self.readers = [
+            threading.Thread(target=self._read, args=(self.process.stdout, self._log), daemon=True),
+            threading.Thread(target=self._read, args=(self.process.stderr, self.stderr.append), daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, keep) -> None:
+        for line in stream:
+            keep(line)
+
+    def _log(self, line: str) -> None:
+        self.logs.append(parse_log_line(line))
 
     @property
     def http(self) -> str:
@@ -64,20 +109,54 @@ class Server:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def stop(self) -> int:
+        """SIGTERM, as a platform sends on restart; the exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+        return self._reap()
+
+    def kill(self) -> int:
+        """SIGKILL: the process gets no chance to tidy anything up."""
+        if self.process.poll() is None:
+            self.process.kill()
+        return self._reap()
+
+    def _reap(self) -> int:
         code = self.process.wait(timeout=WAIT_SECONDS)
-        for line in self.process.stdout:
-            self.logs.append(json.loads(line))
+        for reader in self.readers:
+            reader.join(timeout=WAIT_SECONDS)
         self.workdir.cleanup()
         return code
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.kill()
+
+
+@dataclass
+class Exited:
+    """A `charla` process that ended by itself: its status and what it said."""
+
+    code: int
+    logs: list[dict]
+    stderr: str
+
+    @property
+    def said(self) -> str:
+        """Every log message and the standard error, as one text."""
+        return "\n".join([entry.get("message", "") for entry in self.logs] + [self.stderr])
+
+
+def _check_binary() -> None:
+    if not BINARY.exists():
+        pytest.fail(f"{BINARY} is missing: build it with `cargo build --release -p charla-server`")
 
 
 @pytest.fixture
 def start_server():
     """Starts `charla` with extra environment; every server is stopped at the end."""
-    if not BINARY.exists():
-        pytest.fail(f"{BINARY} is missing: build it with `cargo build --release -p charla-server`")
+    _check_binary()
     servers = []
 
     def start(**env: str) -> Server:
@@ -90,3 +169,55 @@ def start_server():
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait()
+
+
+@pytest.fixture
+def run_to_exit():
+    """Runs `charla` with extra environment expecting it to stop by itself
+    (a refused start-up); fails the test if it is still running after
+    WAIT_SECONDS (then it is killed)."""
+    _check_binary()
+
+    def run(**env: str) -> Exited:
+        with tempfile.TemporaryDirectory() as workdir:
+            try:
+                finished = subprocess.run(
+                    [str(BINARY)],
+                    cwd=workdir,
+                    env=server_env(free_port(), {key: str(value) for key, value in env.items()}),
+                    capture_output=True,
+                    text=True,
+                    timeout=WAIT_SECONDS,
+                )
+            except subprocess.TimeoutExpired as expired:
+                pytest.fail(f"charla kept running instead of refusing to start: {expired.stdout!r}")
+        logs = [parse_log_line(line) for line in finished.stdout.splitlines() if line.strip()]
+        return Exited(finished.returncode, logs, finished.stderr)
+
+    return run
+
+
+@contextlib.contextmanager
+def tmpfs(directory: Path, options: str):
+    """A tmpfs mounted at `directory` (created) with mount `options` for the
+    block: a disk that fills up or refuses writes. Skips the test when it
+    cannot mount (needs root). Always unmounted: stop every process using it
+    inside the block; a mount still busy is detached lazily as a last resort
+    and the test fails."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    directory.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs ({options}) at {directory}: {mounted.stderr.strip()}")
+    try:
+        yield directory
+    finally:
+        unmounted = subprocess.run(["umount", str(directory)], capture_output=True, text=True)
+        if unmounted.returncode != 0:
+            subprocess.run(["umount", "--lazy", str(directory)], check=False)
+            pytest.fail(f"{directory} was still busy at unmount: {unmounted.stderr.strip()}")

@@ -227,9 +227,12 @@ impl Writer {
     }
 
     fn probe(&mut self) {
-        if self.database.probe().is_ok() {
-            tracing::info!("the database accepts writes again");
-            self.healthy.store(true, Ordering::Release);
+        match self.database.probe() {
+            Ok(()) => {
+                tracing::info!("the database accepts writes again");
+                self.healthy.store(true, Ordering::Release);
+            }
+            Err(error) => tracing::debug!(error = %error, "the database still refuses writes"),
         }
     }
 
