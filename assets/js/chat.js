@@ -1,27 +1,35 @@
 // chat.js: ChatClient, the room protocol on top of a Connection, with no
-// DOM in it. It keeps, per open room, the last message id seen, and, for
+// DOM in it. It keeps, per open room, the last message id seen and the
+// room's epoch (the name of its id sequence, from `joined`), and, for
 // every message the reader sent, its `ref` until the server has it. It
 // gives these guarantees to the page, through `onEvent(type, detail)`:
 //
 // - Resume without gap or duplicate. A (re)join asks for `after` = one
-//   before the last id seen, so the answer must begin with that very
-//   message: if it does, the room resumes right after it; if it does not
-//   (or the server says the history is incomplete and it reaches back to or
-//   below that id), the server restarted and its ids began again. The room
-//   is then reset (the page shows a "server restarted" divider) and joined
-//   once more without `after`, to get the new sequence's recent history.
-//   The overlap of one message is what catches a restart even when the new
-//   sequence has already grown past the last id we saw.
+//   before the last id seen, with the epoch of the sequence that id
+//   belongs to. When the answer names another epoch, the room's ids began
+//   again since (a restart without durable storage, an evicted room) and
+//   the server says so: its answer is the new sequence's recent history,
+//   which the room takes after a reset (the page shows a "server
+//   restarted" divider). Otherwise the answer must begin with the message
+//   we already have: if it does, the room resumes right after it; if it
+//   does not (or the server says the history is incomplete and it reaches
+//   back to or below that id), the ids began again all the same. The room
+//   is then reset and joined once more without `after`, to get the new
+//   sequence's recent history. This overlap of one message is what catches
+//   a restart when the epoch is not known (the page's first join starts
+//   from the server-rendered history, which carries no epoch).
 // - Nothing lost, nothing doubled. Every `say` carries a fresh
 //   `crypto.randomUUID()` ref and stays pending until its `ack`; after a
 //   reconnect every pending message is sent again with its original ref
 //   (the server answers a known ref with the original id instead of storing
-//   it twice). A message refused for flood control is held and sent again
-//   after a pause; one refused for good is kept, with the reason, for the
-//   reader to edit, retry or discard.
+//   it twice). A message refused for flood control (`rate_limited`) or
+//   because the server could not store it (`unavailable`) is held and sent
+//   again, with the same ref, after a pause; one refused for good is kept,
+//   with the reason, for the reader to edit, retry or discard. A join the
+//   server could not serve (`unavailable`) is tried again after a pause.
 // - Order. Requests go out in the order the reader made them: joins first
 //   on a new connection, then the pending messages, oldest first; while a
-//   message is held for flood control, newer ones wait behind it.
+//   message is held (flood control, storage), newer ones wait behind it.
 //
 // Events: state, welcome, joined, restarted, message, presence, typing,
 // pending (a pending message was added or changed), confirmed (a pending
@@ -35,6 +43,23 @@ export const TYPING_SEND_INTERVAL_MS = 2_000;
 /** First pause after a `rate_limited`; doubles up to the cap while refused. */
 export const HOLD_BASE_MS = 1_000;
 export const HOLD_CAP_MS = 8_000;
+/**
+ * The longest pause while the server cannot store messages (`unavailable`):
+ * a failing disk takes longer to recover than a flood-control bucket.
+ */
+export const STORAGE_HOLD_CAP_MS = 30_000;
+/** First pause before a join refused as `unavailable` is tried again. */
+export const JOIN_RETRY_BASE_MS = 1_000;
+export const JOIN_RETRY_CAP_MS = 30_000;
+
+/**
+ * Refusals of a `say` that pass by themselves: the message is held and sent
+ * again (same ref) after a pause, with the longest pause for each.
+ */
+const HOLD_CAPS = new Map([
+  ['rate_limited', HOLD_CAP_MS],
+  ['unavailable', STORAGE_HOLD_CAP_MS],
+]);
 
 /** A fresh, globally unique ref (the contract asks for UUIDs). */
 function newRef() {
@@ -70,7 +95,10 @@ export class ChatClient {
     this.session = null;
     /** Every session id this browser had: "own" survives reconnects. */
     this.ownSessions = new Set(ownSessions);
-    /** room -> {lastId, print, requestedAfter, resyncing, joined, members} */
+    /**
+     * room -> {lastId, print, epoch, requestedAfter, requestedEpoch,
+     * resyncing, joined, members, joinRetry: {timer, delay}}
+     */
     this.rooms = new Map();
     /** Messages not yet in the room, in the order they were written. */
     this.pending = pending.map(({ ref, room, text }) => ({
@@ -113,13 +141,25 @@ export class ChatClient {
   open(room, { lastId = null, print = null } = {}) {
     if (this.rooms.has(room)) return;
     this.rooms.set(room, {
-      lastId, print, requestedAfter: null, resyncing: false, joined: false, members: new Map(),
+      lastId,
+      print,
+      /** The epoch `lastId` belongs to; null until a `joined` names it. */
+      epoch: null,
+      requestedAfter: null,
+      requestedEpoch: null,
+      resyncing: false,
+      joined: false,
+      members: new Map(),
+      joinRetry: { timer: 0, delay: JOIN_RETRY_BASE_MS },
     });
     if (this.connected) this.join(room);
   }
 
   close(room) {
-    if (!this.rooms.delete(room)) return;
+    const state = this.rooms.get(room);
+    if (!state) return;
+    window.clearTimeout(state.joinRetry.timer);
+    this.rooms.delete(room);
     this.connection.send({ type: 'leave', room });
     for (const item of this.pending.filter((p) => p.room === room)) this.discard(item.ref);
   }
@@ -152,10 +192,19 @@ export class ChatClient {
     this.connection.send({ type: 'nick', name, ref });
   }
 
-  /** Sends a held or failed message again, with its original ref. */
+  /**
+   * Sends a held or failed message again, with its original ref. Retrying a
+   * held one ends the pause for every held message, so the order holds.
+   */
   retry(ref) {
     const item = this.pending.find((p) => p.ref === ref);
     if (!item) return;
+    if (item.status === 'held') {
+      window.clearTimeout(this.holdTimer);
+      this.holdUntil = 0;
+      this.releaseHeld();
+      return;
+    }
     item.status = 'queued';
     item.error = null;
     this.emit('pending', { item });
@@ -187,7 +236,10 @@ export class ChatClient {
     this.emit('welcome', welcome);
     // Joins first: the server answers requests in order, so each room's
     // `joined` arrives before the acks of the messages resent below.
-    for (const room of this.rooms.keys()) this.join(room);
+    for (const [room, state] of this.rooms) {
+      window.clearTimeout(state.joinRetry.timer); // this join replaces it
+      this.join(room);
+    }
     for (const item of this.pending) {
       if (item.status === 'sent' || item.status === 'held') item.status = 'queued';
     }
@@ -210,15 +262,31 @@ export class ChatClient {
     this.requests.set(ref, { kind: 'join', room });
     const request = { type: 'join', room, ref };
     if (state.lastId !== null) {
-      // One message of overlap when we know what it should be: see the
+      // One message of overlap when we know what it should be, and the
+      // sequence our ids belong to when a `joined` named it: see the
       // file's header.
       const after = state.print && state.lastId > 0 ? state.lastId - 1 : state.lastId;
       request.after = after;
+      if (state.epoch !== null) request.epoch = state.epoch;
       state.requestedAfter = after;
+      state.requestedEpoch = state.epoch;
     } else {
       state.requestedAfter = null;
+      state.requestedEpoch = null;
     }
     this.connection.send(request);
+  }
+
+  /** Joins `room` again after a pause that doubles while it is refused. */
+  retryJoinLater(room) {
+    const state = this.rooms.get(room);
+    if (!state) return;
+    const retry = state.joinRetry;
+    window.clearTimeout(retry.timer);
+    retry.timer = window.setTimeout(() => {
+      if (this.rooms.get(room) === state && this.connected && !state.joined) this.join(room);
+    }, retry.delay);
+    retry.delay = Math.min(JOIN_RETRY_CAP_MS, retry.delay * 2);
   }
 
   /** Sends what can be sent, in order, unless flood control holds us. */
@@ -241,15 +309,19 @@ export class ChatClient {
 
   scheduleFlush(delay) {
     window.clearTimeout(this.holdTimer);
-    this.holdTimer = window.setTimeout(() => {
-      for (const item of this.pending) {
-        if (item.status === 'held') {
-          item.status = 'queued';
-          item.error = null;
-        }
+    this.holdTimer = window.setTimeout(() => this.releaseHeld(), delay);
+  }
+
+  /** The pause is over: held messages go out again, oldest first. */
+  releaseHeld() {
+    for (const item of this.pending) {
+      if (item.status === 'held') {
+        item.status = 'queued';
+        item.error = null;
+        this.emit('pending', { item });
       }
-      this.flush();
-    }, delay);
+    }
+    this.flush();
   }
 
   // --- server messages ---------------------------------------------------
@@ -268,14 +340,18 @@ export class ChatClient {
     }
   }
 
-  joined({ room, members, history, complete }) {
+  joined({ room, epoch, members, history, complete }) {
     const state = this.rooms.get(room);
     if (!state) return; // closed while the join was on its way
     state.joined = true;
+    window.clearTimeout(state.joinRetry.timer);
+    state.joinRetry.delay = JOIN_RETRY_BASE_MS;
     for (const [ref, request] of this.requests) {
       if (request.kind === 'join' && request.room === room) this.requests.delete(ref);
     }
     state.members = new Map(members.map((m) => [m.id, m.name]));
+    // A server without epochs sends none: the overlap below still works.
+    if (typeof epoch === 'string') state.epoch = epoch;
     if (state.resyncing) {
       // The plain re-join after a restart: everything here is new to us.
       state.resyncing = false;
@@ -285,6 +361,12 @@ export class ChatClient {
       return;
     }
     const after = state.requestedAfter;
+    if (after !== null && state.requestedEpoch !== null && state.epoch !== state.requestedEpoch) {
+      // Our ids belong to a sequence the room no longer has; the server
+      // answered with the new one's recent history (complete: false).
+      this.restartRoom(room, state, members, history);
+      return;
+    }
     let fresh = history;
     let restarted = false;
     let gap = false;
@@ -309,13 +391,16 @@ export class ChatClient {
     for (const m of fresh) this.deliver(state, m);
   }
 
-  /** The server's ids for `room` began again: reset and re-join. */
-  restartRoom(room, state, members) {
+  /**
+   * The server's ids for `room` began again: reset the room. `history`, when
+   * the server named the restart (another epoch), is the new sequence's
+   * recent history; without it, join again without `after` to get it.
+   */
+  restartRoom(room, state, members, history = null) {
     state.lastId = 0;
     state.print = null;
-    state.resyncing = true;
-    // Acknowledged by the old server but never seen: the new one does not
-    // have them. Send them again rather than lose them.
+    // Acknowledged in the old sequence but never seen: the new one does
+    // not have them. Send them again rather than lose them.
     for (const [key, ref] of [...this.awaitingEcho]) {
       if (!key.startsWith(`${room}\n`)) continue;
       this.awaitingEcho.delete(key);
@@ -323,7 +408,13 @@ export class ChatClient {
       if (item) item.status = 'queued';
     }
     this.emit('restarted', { room, members });
-    this.connection.send({ type: 'join', room });
+    if (history) {
+      this.emit('joined', { room, members, gap: false, history });
+      for (const m of history) this.deliver(state, m);
+    } else {
+      state.resyncing = true;
+      this.connection.send({ type: 'join', room });
+    }
     this.flush();
   }
 
@@ -381,11 +472,15 @@ export class ChatClient {
   error({ code, message, ref }) {
     const item = ref === undefined ? undefined : this.pending.find((p) => p.ref === ref);
     if (item) {
-      if (code === 'rate_limited') {
+      const cap = HOLD_CAPS.get(code);
+      if (cap !== undefined) {
+        // Not stored: held, and sent again with the same ref after the
+        // pause; newer messages wait behind it (flush).
         item.status = 'held';
-        this.holdUntil = Date.now() + this.holdDelay;
-        this.scheduleFlush(this.holdDelay);
-        this.holdDelay = Math.min(HOLD_CAP_MS, this.holdDelay * 2);
+        const delay = Math.min(cap, this.holdDelay);
+        this.holdUntil = Date.now() + delay;
+        this.scheduleFlush(delay);
+        this.holdDelay = Math.min(cap, this.holdDelay * 2);
       } else {
         item.status = 'failed';
       }
@@ -396,6 +491,7 @@ export class ChatClient {
     const request = ref === undefined ? undefined : this.requests.get(ref);
     if (request) this.requests.delete(ref);
     if (request?.kind === 'join') {
+      if (code === 'unavailable') this.retryJoinLater(request.room);
       this.emit('room-error', { room: request.room, code, message });
     } else if (request?.kind === 'nick') {
       this.emit('name-error', { code, message });

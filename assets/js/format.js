@@ -39,6 +39,7 @@ export class Rules {
       too_many_rooms: 'You have as many rooms open as the server allows. Close one to open another.',
       bad_request: 'The server did not understand that request.',
       unsupported: 'The server does not support that.',
+      unavailable: 'The server cannot store or load messages right now. Charla will try again in a moment.',
     };
   }
 

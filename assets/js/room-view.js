@@ -300,7 +300,14 @@ export class RoomView {
     entry.node.dataset.status = item.status;
     entry.status.textContent = this.pendingWords(item);
     entry.actions.replaceChildren();
-    if (item.status === 'failed') {
+    if (item.status === 'held' && item.error?.code === 'unavailable') {
+      // The server may take a while to store again: the reader need not
+      // wait for the next automatic try, nor keep the message.
+      entry.actions.append(
+        actionButton('Retry now', () => this.client.retry(item.ref)),
+        actionButton('Discard', () => this.client.discard(item.ref)),
+      );
+    } else if (item.status === 'failed') {
       entry.actions.append(
         actionButton('Retry', () => this.client.retry(item.ref)),
         actionButton('Edit', () => {
@@ -326,7 +333,9 @@ export class RoomView {
       case 'queued': return this.client.connected ? 'Sending…' : 'Not sent yet: will be sent when the connection is back.';
       case 'sent': return 'Sending…';
       case 'acked': return 'Sent.';
-      case 'held': return 'Waiting a moment: you are sending faster than the server allows.';
+      case 'held': return item.error?.code === 'unavailable'
+        ? 'Not saved yet: the server cannot store messages right now. Charla will send it again by itself.'
+        : 'Waiting a moment: you are sending faster than the server allows.';
       case 'failed': return `Not sent: ${this.rules.errorWords(item.error?.code, item.error?.message)}`;
       default: return '';
     }

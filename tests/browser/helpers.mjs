@@ -1,6 +1,8 @@
 // helpers.mjs: what every browser test shares. It starts the real release
 // server (target/release/charla, or $CHARLA_BIN) on 127.0.0.1 and a free
-// port, waits for /healthz, and stops it by PID; it launches Debian's
+// port, each with its own SQLite database in a fresh temporary directory
+// (never `charla.db` in the repository), waits for /healthz, and stops it by
+// PID; it launches Debian's
 // Chromium (/usr/bin/chromium, never a downloaded browser) through
 // playwright-core; and it watches every page for Content-Security-Policy
 // violations and uncaught errors, which fail the test.
@@ -10,8 +12,10 @@
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -48,18 +52,52 @@ export async function freePort() {
 
 /** Every server started by this test process, so none outlives it. */
 const running = new Set();
+/** Every temporary database directory not yet removed, likewise. */
+const databaseDirs = new Set();
 process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
+  for (const dir of databaseDirs) rmSync(dir, { recursive: true, force: true });
 });
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => process.exit(1)); // runs the 'exit' cleanup above
 }
 
+/**
+ * A SQLite database for the server (`CHARLA_DATABASE`) in a fresh temporary
+ * directory of its own, so tests never share history and nothing is
+ * written into the repository. `CharlaServer.start()` makes one per server
+ * and removes it with that server; a test that restarts the server on the
+ * same history creates one itself, passes it to each start, and removes it
+ * when it ends.
+ */
+export class TestDatabase {
+  constructor(dir) {
+    this.dir = dir;
+    this.path = path.join(dir, 'charla.db');
+  }
+
+  static async create() {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'charla-test-'));
+    databaseDirs.add(dir);
+    return new TestDatabase(dir);
+  }
+
+  /** Deletes the directory with the database and its WAL files. */
+  async remove() {
+    await rm(this.dir, { recursive: true, force: true });
+    databaseDirs.delete(this.dir);
+  }
+}
+
 /** One running `charla` process. */
 export class CharlaServer {
-  constructor(process, port) {
+  constructor(process, { port, env, database, ownsDatabase }) {
     this.process = process;
     this.port = port;
+    this.env = env;
+    /** The TestDatabase it runs on; null when `env` names the database. */
+    this.database = database;
+    this.ownsDatabase = ownsDatabase;
     this.url = `http://127.0.0.1:${port}`;
     this.log = '';
     this.exited = once(process, 'exit');
@@ -73,22 +111,47 @@ export class CharlaServer {
    * Starts the server on 127.0.0.1:`port` (a fresh free port by default)
    * with extra environment `env` (short flood-control settings, ...), and
    * resolves once /healthz answers 200.
+   *
+   * The history lives in `database` (a TestDatabase) when given: the caller
+   * owns it, so it outlives this process and a later start can reuse it.
+   * Otherwise the server gets a fresh database of its own, removed once it
+   * has stopped; and `env.CHARLA_DATABASE` (`:memory:`, say) wins over both.
+   * The process runs in a temporary directory, never in the repository.
    */
-  static async start({ port, env = {} } = {}) {
+  static async start({ port, env = {}, database } = {}) {
     const chosen = port ?? await freePort();
+    const named = env.CHARLA_DATABASE !== undefined;
+    const own = !named && database === undefined;
+    const used = named ? null : database ?? await TestDatabase.create();
     const child = spawn(CHARLA_BIN, [], {
+      cwd: used?.dir ?? os.tmpdir(),
       env: {
         PATH: process.env.PATH,
         PORT: String(chosen),
         CHARLA_HOST: '127.0.0.1',
         RUST_LOG: 'warn',
+        ...(used ? { CHARLA_DATABASE: used.path } : {}),
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const server = new CharlaServer(child, chosen);
+    const server = new CharlaServer(child, {
+      port: chosen, env, database: used, ownsDatabase: own,
+    });
     await server.waitHealthy();
     return server;
+  }
+
+  /**
+   * A new process on the same port, settings and database, once this one
+   * has stopped: a restart. Only for a database the test owns (pass a
+   * TestDatabase to `start`), since a server's own one goes with it.
+   */
+  async startAgain() {
+    if (this.ownsDatabase) {
+      throw new Error('startAgain needs a TestDatabase owned by the test: pass `database` to start()');
+    }
+    return CharlaServer.start({ port: this.port, env: this.env, database: this.database ?? undefined });
   }
 
   async waitHealthy() {
@@ -104,27 +167,43 @@ export class CharlaServer {
       }
       await new Promise((resolve) => { setTimeout(resolve, HEALTH_PROBE_INTERVAL_MS); });
     }
+    const log = this.log;
     await this.kill();
-    throw new Error(`charla did not become healthy on port ${this.port}:\n${this.log}`);
+    throw new Error(`charla did not become healthy on port ${this.port}:\n${log}`);
   }
 
-  /** SIGTERM (graceful: sessions get 1001), then wait for the exit. */
+  get alive() {
+    return this.process.exitCode === null && this.process.signalCode === null;
+  }
+
+  /**
+   * SIGTERM (graceful: sessions get 1001), then wait for the exit; removes
+   * the server's own database.
+   */
   async stop() {
-    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
-    this.process.kill('SIGTERM');
-    const timeout = new Promise((resolve) => { setTimeout(resolve, STOP_TIMEOUT_MS, 'timeout'); });
-    const outcome = await Promise.race([this.exited, timeout]);
-    if (outcome === 'timeout') {
-      await this.kill();
-      throw new Error(`charla did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM`);
+    if (this.alive) {
+      this.process.kill('SIGTERM');
+      const timeout = new Promise((resolve) => { setTimeout(resolve, STOP_TIMEOUT_MS, 'timeout'); });
+      const outcome = await Promise.race([this.exited, timeout]);
+      if (outcome === 'timeout') {
+        await this.kill();
+        throw new Error(`charla did not exit within ${STOP_TIMEOUT_MS} ms of SIGTERM`);
+      }
     }
+    await this.forgetDatabase();
   }
 
-  /** SIGKILL, for cleanup after a failure. */
+  /** SIGKILL, for cleanup after a failure; removes the server's own database. */
   async kill() {
-    if (this.process.exitCode !== null || this.process.signalCode !== null) return;
-    this.process.kill('SIGKILL');
-    await this.exited;
+    if (this.alive) {
+      this.process.kill('SIGKILL');
+      await this.exited;
+    }
+    await this.forgetDatabase();
+  }
+
+  async forgetDatabase() {
+    if (this.ownsDatabase) await this.database.remove();
   }
 }
 
@@ -302,4 +381,31 @@ export async function installSocketControls(page) {
       }
     };
   });
+}
+
+/**
+ * Records every JSON frame the page's WebSockets send and receive, parsed,
+ * in `sent` and `received` (in order, all sockets together). Install it
+ * before the page opens its socket.
+ */
+export function recordFrames(page) {
+  const frames = { sent: [], received: [] };
+  const parse = (payload) => {
+    try {
+      return JSON.parse(String(payload));
+    } catch {
+      return null;
+    }
+  };
+  page.on('websocket', (socket) => {
+    socket.on('framesent', ({ payload }) => frames.sent.push(parse(payload)));
+    socket.on('framereceived', ({ payload }) => frames.received.push(parse(payload)));
+  });
+  return frames;
+}
+
+/** The ids of the messages shown in the active room, in order. */
+export function messageIds(page) {
+  return activeView(page).locator('.messages .message')
+    .evaluateAll((items) => items.map((item) => Number(item.dataset.id)));
 }
