@@ -56,7 +56,9 @@ pub enum ServerMessage {
     Joined {
         room: String,
         /// Names the room's id sequence: equal across reconnects while ids
-        /// continue, different once they restarted.
+        /// continue, different once they restarted. Empty when read from a
+        /// server older than epochs.
+        #[serde(default)]
         epoch: String,
         members: Vec<Member>,
         #[serde(

@@ -134,9 +134,16 @@ impl AppState {
             return Ok(Vec::new());
         };
         let room = room.clone();
+        let history = self.config.history;
         let read = web::block(move || {
             let reader = disk.lock().unwrap_or_else(PoisonError::into_inner);
-            reader.page(room.as_str(), query.after, query.before, query.limit)
+            reader.page(
+                room.as_str(),
+                query.after,
+                query.before,
+                query.limit,
+                history,
+            )
         });
         match read.await {
             Ok(Ok(records)) => Ok(records.into_iter().map(Record::into_message).collect()),

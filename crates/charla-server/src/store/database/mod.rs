@@ -3,29 +3,33 @@
 //! thread, and nothing here knows about actors or async. [`Reader`]s read the
 //! same file from other threads.
 //!
-//! What it owns, per room: the last id handed out (`rooms`), the newest
-//! `history` messages (`messages`) and the `ref` → id window (`refs`); per
-//! file: the epoch (`meta`), a random id made when the file was created, which
-//! names this file's id sequences.
+//! What it owns, per room: the newest `history` messages with their `ref`s
+//! (`messages`; the newest one's id is the room's last id) and the `ref`s of
+//! pruned messages still in the `ref` window (`refs`); per file: the epoch
+//! (`meta`), a random id made when the file was created, which names this
+//! file's id sequences.
 //!
 //! Invariants:
-//! - a room's `last_id` never goes down, also when its messages are pruned, so
-//!   ids continue after a restart and are never reused;
+//! - a room's last id never goes down: pruning never deletes a room's newest
+//!   message, so ids continue after a restart and are never reused;
 //! - [`Database::append`] commits a whole batch or nothing;
-//! - after an append, a touched room keeps the messages with
-//!   `id > last_id - history` (its newest `history`, because ids grow by
-//!   exactly 1) and the refs with `id > last_id - ref_window`;
+//! - every read answers a room's newest `history` messages at most and the
+//!   refs with `id > last_id - ref_window`; rows outside those windows are
+//!   deleted in steps of [`PRUNE_EVERY`] ids, so at most that many more stay
+//!   on disk;
 //! - one process per file: an advisory lock on `<file>-lock` is held for the
 //!   `Database`'s lifetime. SQLite itself stays in its normal locking mode, so
 //!   `sqlite3 charla.db ".backup backup.db"` works while Charla runs;
-//! - the schema version is `PRAGMA user_version`: [`MIGRATIONS`] run in order
-//!   from the file's version, so a later Charla opens an older file; a file
-//!   newer than this binary, or another program's file, is refused untouched.
+//! - the schema version is `PRAGMA user_version`: the migrations in `open.rs`
+//!   run in order from the file's version, so a later Charla opens an older
+//!   file; a file newer than this binary, or another program's file, is
+//!   refused untouched.
 //!
 //! Durability: WAL with `synchronous=NORMAL` (fsyncs happen at checkpoints,
 //! not at each commit). A committed transaction survives a crash of the
 //! process; a power loss or OS crash can lose the transactions committed
-//! since the last checkpoint, and never corrupts the file.
+//! since the last checkpoint (the writer thread checkpoints within ten seconds
+//! of a commit), and never corrupts the file.
 
 mod open;
 #[cfg(test)]
@@ -47,29 +51,45 @@ use std::time::Duration;
 /// such as a running `.backup` never hold the writer up in WAL mode.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
+/// Pages see the retained window only (`?5` is the history length): rows
+/// waiting for their pruning step are never answered.
 const SELECT_PAGE_UP: &str = "SELECT id, from_id, from_name, text, at, reference FROM messages
-     WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id ASC LIMIT ?4";
+     WHERE room = ?1 AND id < ?3
+       AND id > max(?2, (SELECT coalesce(max(id), 0) FROM messages WHERE room = ?1) - ?5)
+     ORDER BY id ASC LIMIT ?4";
 const SELECT_PAGE_DOWN: &str = "SELECT id, from_id, from_name, text, at, reference FROM messages
-     WHERE room = ?1 AND id > ?2 AND id < ?3 ORDER BY id DESC LIMIT ?4";
+     WHERE room = ?1 AND id < ?3
+       AND id > max(?2, (SELECT coalesce(max(id), 0) FROM messages WHERE room = ?1) - ?5)
+     ORDER BY id DESC LIMIT ?4";
 const SELECT_EPOCH: &str = "SELECT value FROM meta WHERE key = 'epoch'";
 const PROBE_WRITE: &str = "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', '');
      DELETE FROM meta WHERE key = 'probe';";
 const INSERT_MESSAGE: &str =
     "INSERT INTO messages (room, id, from_id, from_name, text, at, reference)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
-const INSERT_REF: &str = "INSERT INTO refs (room, id, reference) VALUES (?1, ?2, ?3)";
-const UPSERT_ROOM: &str = "INSERT INTO rooms (name, last_id) VALUES (?1, ?2)
-     ON CONFLICT (name) DO UPDATE SET last_id = max(last_id, excluded.last_id)
-     RETURNING last_id";
+/// A message's `ref` lives in its row while the message is retained; rows
+/// about to be pruned hand their `ref`s to `refs`, which keeps them for the
+/// rest of the `ref` window (one bulk copy per pruning step instead of a
+/// second insert per message).
+const KEEP_REFS: &str = "INSERT OR REPLACE INTO refs (room, id, reference)
+     SELECT room, id, reference FROM messages
+     WHERE room = ?1 AND id <= ?2 AND id > ?3 AND reference IS NOT NULL";
 const PRUNE_MESSAGES: &str = "DELETE FROM messages WHERE room = ?1 AND id <= ?2";
 const PRUNE_REFS: &str = "DELETE FROM refs WHERE room = ?1 AND id <= ?2";
-const SELECT_LAST_ID: &str = "SELECT last_id FROM rooms WHERE name = ?1";
+/// A room's newest message is never pruned (the window holds at least one),
+/// so its id is the room's last id.
+const SELECT_LAST_ID: &str = "SELECT coalesce(max(id), 0) FROM messages WHERE room = ?1";
 const SELECT_NEWEST: &str = "SELECT id, from_id, from_name, text, at, reference FROM messages
      WHERE room = ?1 ORDER BY id DESC LIMIT ?2";
+/// The `ref`s of retained messages and of pruned ones still in the window.
 /// The registry decides what is a duplicate, so a `ref` reused once its first
 /// use left the registry's window can be stored twice: the later id wins.
-const SELECT_REFS: &str = "SELECT reference, max(id) AS id FROM refs WHERE room = ?1 AND id > ?2
-     GROUP BY reference ORDER BY id";
+const SELECT_REFS: &str = "SELECT reference, max(id) AS id FROM (
+         SELECT reference, id FROM refs WHERE room = ?1 AND id > ?2
+         UNION ALL
+         SELECT reference, id FROM messages
+         WHERE room = ?1 AND id > ?2 AND reference IS NOT NULL
+     ) GROUP BY reference ORDER BY id";
 
 /// One stored message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -188,8 +208,8 @@ impl Database {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut insert_message = transaction.prepare_cached(INSERT_MESSAGE)?;
-            let mut insert_ref = transaction.prepare_cached(INSERT_REF)?;
-            let mut newest: HashMap<&str, u64> = HashMap::new();
+            // Per room: the oldest and newest id of this batch.
+            let mut span: HashMap<&str, (u64, u64)> = HashMap::new();
             for record in batch {
                 let id = to_sql(record.id)?;
                 insert_message.execute(params![
@@ -201,20 +221,27 @@ impl Database {
                     to_sql(record.at)?,
                     record.reference,
                 ])?;
-                if let Some(reference) = &record.reference {
-                    insert_ref.execute(params![record.room, id, reference])?;
-                }
-                let room_newest = newest.entry(record.room.as_str()).or_default();
-                *room_newest = (*room_newest).max(record.id);
+                let (oldest, newest) = span
+                    .entry(record.room.as_str())
+                    .or_insert((record.id, record.id));
+                *oldest = (*oldest).min(record.id);
+                *newest = (*newest).max(record.id);
             }
-            let mut upsert_room = transaction.prepare_cached(UPSERT_ROOM)?;
             let mut prune_messages = transaction.prepare_cached(PRUNE_MESSAGES)?;
             let mut prune_refs = transaction.prepare_cached(PRUNE_REFS)?;
-            for (room, id) in newest {
-                let last_id =
-                    upsert_room.query_row(params![room, to_sql(id)?], |row| from_sql(row, 0))?;
-                prune_messages.execute(params![room, to_sql(last_id.saturating_sub(history))?])?;
-                prune_refs.execute(params![room, to_sql(last_id.saturating_sub(ref_window))?])?;
+            let mut keep_refs = transaction.prepare_cached(KEEP_REFS)?;
+            for (room, (oldest, newest)) in span {
+                let last_id = newest;
+                // Ids of a room are contiguous: before this batch it ended at `oldest - 1`.
+                let before = oldest.saturating_sub(1);
+                if let Some(floor) = prune_floor(before, last_id, history) {
+                    let oldest_ref = last_id.saturating_sub(ref_window);
+                    keep_refs.execute(params![room, to_sql(floor)?, to_sql(oldest_ref)?])?;
+                    prune_messages.execute(params![room, to_sql(floor)?])?;
+                }
+                if let Some(floor) = prune_floor(before, last_id, ref_window) {
+                    prune_refs.execute(params![room, to_sql(floor)?])?;
+                }
             }
         }
         transaction.commit()
@@ -289,8 +316,10 @@ impl Reader {
         after: Option<u64>,
         before: Option<u64>,
         limit: usize,
+        history: usize,
     ) -> rusqlite::Result<Vec<Record>> {
         let low = to_sql(after.unwrap_or(0))?;
+        let history = i64::try_from(history).unwrap_or(i64::MAX);
         let high = to_sql(before.unwrap_or(i64::MAX as u64))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let query = if after.is_some() {
@@ -300,7 +329,7 @@ impl Reader {
         };
         let mut statement = self.connection.prepare_cached(query)?;
         let mut records = statement
-            .query_map(params![room, low, high, limit], |row| {
+            .query_map(params![room, low, high, limit, history], |row| {
                 Record::read(room, row)
             })?
             .collect::<rusqlite::Result<Vec<Record>>>()?;
@@ -309,6 +338,21 @@ impl Reader {
         }
         Ok(records)
     }
+}
+
+/// Rows are deleted in steps: a room's old messages (and refs) go once
+/// every this many ids, so most batches delete nothing. Up to this many
+/// rows beyond the window stay on disk meanwhile; every read is bounded by
+/// the window, so none of them is ever answered.
+pub(crate) const PRUNE_EVERY: u64 = 64;
+
+/// When a room's last id moves from `before` to `last_id`, the id at and
+/// below which its rows outside a window of `window` ids go: `None` unless
+/// the window's start crossed a multiple of [`PRUNE_EVERY`].
+fn prune_floor(before: u64, last_id: u64, window: u64) -> Option<u64> {
+    let start = last_id.saturating_sub(window);
+    let step = |id: u64| id / PRUNE_EVERY;
+    (start > 0 && step(start) > step(before.saturating_sub(window))).then_some(start)
 }
 
 /// Reads a room in one read transaction, so that its last id, messages and

@@ -105,17 +105,34 @@ fn load_returns_the_newest_history_ascending() {
 fn pruning_to_history_keeps_last_id() {
     let dir = TempDir::new();
     let mut db = Database::open(&dir.file()).unwrap();
-    for first in (1..=25).step_by(5) {
+    for first in (1..=200).step_by(5) {
         db.append(&records("lobby", first, first + 4), 3, REF_WINDOW)
             .unwrap();
     }
-    let room = db.load_room("lobby", HISTORY, REF_WINDOW).unwrap();
-    assert_eq!((room.last_id, ids(&room)), (25, vec![23, 24, 25]));
+    let room = db.load_room("lobby", 3, REF_WINDOW).unwrap();
+    assert_eq!((room.last_id, ids(&room)), (200, vec![198, 199, 200]));
     let stored: i64 = db
         .connection
         .query_row("SELECT count(*) FROM messages", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(stored, 3, "older rows are deleted, not only hidden");
+    // Rows go in steps of PRUNE_EVERY ids: at 197 the window's start passed
+    // 192, so everything up to 197 went.
+    assert!(
+        (3..3 + PRUNE_EVERY as i64).contains(&stored),
+        "older rows are deleted, not only hidden: {stored} left"
+    );
+    let reader = db.reader().unwrap();
+    let page = reader.page("lobby", Some(0), None, 50, 3).unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [198, 199, 200]
+    );
+    let page = reader.page("lobby", None, Some(199), 50, 3).unwrap();
+    assert_eq!(
+        page.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [198],
+        "only the window"
+    );
 }
 
 #[test]
@@ -166,7 +183,7 @@ fn reopening_keeps_everything_and_the_epoch() {
     assert_eq!(epoch.len(), 32, "128 random bits in hex: {epoch}");
     let mut db = Database::open(&dir.file()).unwrap();
     assert_eq!(db.epoch(), epoch);
-    let room = db.load_room("lobby", HISTORY, REF_WINDOW).unwrap();
+    let room = db.load_room("lobby", 3, REF_WINDOW).unwrap();
     assert_eq!(
         (room.last_id, ids(&room), room.refs.len()),
         (5, vec![3, 4, 5], 5)
@@ -415,4 +432,23 @@ fn append_benchmark() {
         let rate = append_rate(rooms, 100_000, 64);
         eprintln!("100000 records, batches of 64, {rooms} rooms: {rate:.0} records/s");
     }
+}
+
+#[test]
+fn refs_outlive_their_pruned_messages_within_the_window() {
+    let dir = TempDir::new();
+    let mut db = Database::open(&dir.file()).unwrap();
+    for first in (1..=300).step_by(10) {
+        db.append(&records("lobby", first, first + 9), 3, 250)
+            .unwrap();
+    }
+    let room = db.load_room("lobby", 3, 250).unwrap();
+    assert_eq!(ids(&room), [298, 299, 300]);
+    let expected: Vec<(String, u64)> = (51..=300).map(|id| (format!("r{id}"), id)).collect();
+    assert_eq!(room.refs, expected, "the window's refs, retained or not");
+    let kept: i64 = db
+        .connection
+        .query_row("SELECT count(*) FROM refs", [], |row| row.get(0))
+        .unwrap();
+    assert!(kept < 250 + PRUNE_EVERY as i64, "{kept} refs kept");
 }
