@@ -43,7 +43,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a statement waits for a lock held by another connection (an
 /// operator's `sqlite3` shell writing, say) before failing with SQLITE_BUSY.
@@ -53,20 +53,27 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Pages see the retained window only (`?5` is the history length): rows
 /// waiting for their pruning step are never answered.
-const SELECT_PAGE_UP: &str = "SELECT id, from_id, from_name, text, at, reference FROM messages
+const SELECT_PAGE_UP: &str = "SELECT id, from_id, from_name, text, at, reference FROM stored
      WHERE room = ?1 AND id < ?3
-       AND id > max(?2, (SELECT coalesce(max(id), 0) FROM messages WHERE room = ?1) - ?5)
+       AND id > max(?2, (SELECT coalesce(max(id), 0) FROM stored WHERE room = ?1) - ?5)
      ORDER BY id ASC LIMIT ?4";
-const SELECT_PAGE_DOWN: &str = "SELECT id, from_id, from_name, text, at, reference FROM messages
+const SELECT_PAGE_DOWN: &str = "SELECT id, from_id, from_name, text, at, reference FROM stored
      WHERE room = ?1 AND id < ?3
-       AND id > max(?2, (SELECT coalesce(max(id), 0) FROM messages WHERE room = ?1) - ?5)
+       AND id > max(?2, (SELECT coalesce(max(id), 0) FROM stored WHERE room = ?1) - ?5)
      ORDER BY id DESC LIMIT ?4";
 const SELECT_EPOCH: &str = "SELECT value FROM meta WHERE key = 'epoch'";
 const PROBE_WRITE: &str = "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', '');
      DELETE FROM meta WHERE key = 'probe';";
-const INSERT_MESSAGE: &str =
-    "INSERT INTO messages (room, id, from_id, from_name, text, at, reference)
+/// A batch goes to the `inbox`, whose rows are in arrival order: a batch
+/// appends to its last pages whatever rooms it spans.
+const INSERT_MESSAGE: &str = "INSERT INTO inbox (room, id, from_id, from_name, text, at, reference)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/// Filing moves the inbox into `messages`, ordered by room: each room's
+/// newest page is rewritten once per filing rather than once per batch.
+const FILE_INBOX: &str =
+    "INSERT OR REPLACE INTO messages (room, id, from_id, from_name, text, at, reference)
+     SELECT room, id, from_id, from_name, text, at, reference FROM inbox ORDER BY room, id;
+     DELETE FROM inbox;";
 /// A message's `ref` lives in its row while the message is retained; rows
 /// about to be pruned hand their `ref`s to `refs`, which keeps them for the
 /// rest of the `ref` window (one bulk copy per pruning step instead of a
@@ -78,8 +85,8 @@ const PRUNE_MESSAGES: &str = "DELETE FROM messages WHERE room = ?1 AND id <= ?2"
 const PRUNE_REFS: &str = "DELETE FROM refs WHERE room = ?1 AND id <= ?2";
 /// A room's newest message is never pruned (the window holds at least one),
 /// so its id is the room's last id.
-const SELECT_LAST_ID: &str = "SELECT coalesce(max(id), 0) FROM messages WHERE room = ?1";
-const SELECT_NEWEST: &str = "SELECT id, from_id, from_name, text, at, reference FROM messages
+const SELECT_LAST_ID: &str = "SELECT coalesce(max(id), 0) FROM stored WHERE room = ?1";
+const SELECT_NEWEST: &str = "SELECT id, from_id, from_name, text, at, reference FROM stored
      WHERE room = ?1 ORDER BY id DESC LIMIT ?2";
 /// The `ref`s of retained messages and of pruned ones still in the window.
 /// The registry decides what is a duplicate, so a `ref` reused once its first
@@ -87,7 +94,7 @@ const SELECT_NEWEST: &str = "SELECT id, from_id, from_name, text, at, reference 
 const SELECT_REFS: &str = "SELECT reference, max(id) AS id FROM (
          SELECT reference, id FROM refs WHERE room = ?1 AND id > ?2
          UNION ALL
-         SELECT reference, id FROM messages
+         SELECT reference, id FROM stored
          WHERE room = ?1 AND id > ?2 AND reference IS NOT NULL
      ) GROUP BY reference ORDER BY id";
 
@@ -170,6 +177,11 @@ pub(crate) struct Database {
     /// The file's resolved path, for [`Database::reader`].
     file: PathBuf,
     epoch: String,
+    /// Per room, the oldest and newest id put in the inbox since it was last
+    /// filed: which rooms the next filing may prune.
+    unfiled: HashMap<String, (u64, u64)>,
+    /// When the inbox was last filed.
+    filed_at: Instant,
     /// The advisory lock on `<file>-lock`, released when this `File` closes.
     _lock: File,
 }
@@ -208,43 +220,50 @@ impl Database {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut insert_message = transaction.prepare_cached(INSERT_MESSAGE)?;
-            // Per room: the oldest and newest id of this batch.
-            let mut span: HashMap<&str, (u64, u64)> = HashMap::new();
             for record in batch {
-                let id = to_sql(record.id)?;
                 insert_message.execute(params![
                     record.room,
-                    id,
+                    to_sql(record.id)?,
                     record.from_id,
                     record.from_name,
                     record.text,
                     to_sql(record.at)?,
                     record.reference,
                 ])?;
-                let (oldest, newest) = span
-                    .entry(record.room.as_str())
+                // A superset of what is filed is harmless: it only guides
+                // pruning, which is bounded by each room's window anyway.
+                let (oldest, newest) = self
+                    .unfiled
+                    .entry(record.room.clone())
                     .or_insert((record.id, record.id));
                 *oldest = (*oldest).min(record.id);
                 *newest = (*newest).max(record.id);
             }
-            let mut prune_messages = transaction.prepare_cached(PRUNE_MESSAGES)?;
-            let mut prune_refs = transaction.prepare_cached(PRUNE_REFS)?;
-            let mut keep_refs = transaction.prepare_cached(KEEP_REFS)?;
-            for (room, (oldest, newest)) in span {
-                let last_id = newest;
-                // Ids of a room are contiguous: before this batch it ended at `oldest - 1`.
-                let before = oldest.saturating_sub(1);
-                if let Some(floor) = prune_floor(before, last_id, history) {
-                    let oldest_ref = last_id.saturating_sub(ref_window);
-                    keep_refs.execute(params![room, to_sql(floor)?, to_sql(oldest_ref)?])?;
-                    prune_messages.execute(params![room, to_sql(floor)?])?;
-                }
-                if let Some(floor) = prune_floor(before, last_id, ref_window) {
-                    prune_refs.execute(params![room, to_sql(floor)?])?;
-                }
-            }
         }
-        transaction.commit()
+        let file = self.filed_at.elapsed() >= FILE_INTERVAL;
+        if file {
+            file_inbox(&transaction, &self.unfiled, history, ref_window)?;
+        }
+        transaction.commit()?;
+        if file {
+            self.unfiled.clear();
+            self.filed_at = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Files the inbox now (tests; the writer files on its own schedule).
+    #[cfg(test)]
+    pub(crate) fn file_now(&mut self, history: usize, ref_window: u64) -> rusqlite::Result<()> {
+        let history = u64::try_from(history).unwrap_or(u64::MAX);
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        file_inbox(&transaction, &self.unfiled, history, ref_window)?;
+        transaction.commit()?;
+        self.unfiled.clear();
+        self.filed_at = Instant::now();
+        Ok(())
     }
 
     /// Loads a room: its last id, newest `history` messages and `ref` window.
@@ -339,6 +358,38 @@ impl Reader {
         Ok(records)
     }
 }
+
+/// Moves the inbox into `messages`, then prunes the rooms it held:
+/// messages outside `history` (their refs kept in `refs` while in the
+/// `ref` window) and refs outside the window.
+fn file_inbox(
+    connection: &Connection,
+    unfiled: &HashMap<String, (u64, u64)>,
+    history: u64,
+    ref_window: u64,
+) -> rusqlite::Result<()> {
+    connection.execute_batch(FILE_INBOX)?;
+    let mut prune_messages = connection.prepare_cached(PRUNE_MESSAGES)?;
+    let mut prune_refs = connection.prepare_cached(PRUNE_REFS)?;
+    let mut keep_refs = connection.prepare_cached(KEEP_REFS)?;
+    for (room, &(oldest, newest)) in unfiled {
+        // Ids of a room are contiguous: before these it ended at `oldest - 1`.
+        let before = oldest.saturating_sub(1);
+        if let Some(floor) = prune_floor(before, newest, history) {
+            let oldest_ref = newest.saturating_sub(ref_window);
+            keep_refs.execute(params![room, to_sql(floor)?, to_sql(oldest_ref)?])?;
+            prune_messages.execute(params![room, to_sql(floor)?])?;
+        }
+        if let Some(floor) = prune_floor(before, newest, ref_window) {
+            prune_refs.execute(params![room, to_sql(floor)?])?;
+        }
+    }
+    Ok(())
+}
+
+/// How often the inbox is filed into `messages` (and its rooms pruned).
+/// Between filings reads see the inbox too, so nothing waits on it.
+pub(crate) const FILE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Rows are deleted in steps: a room's old messages (and refs) go once
 /// every this many ids, so most batches delete nothing. Up to this many

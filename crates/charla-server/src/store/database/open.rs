@@ -38,7 +38,10 @@ const MIGRATIONS: &[&str] = &[SCHEMA_1];
 /// The newest schema this binary knows.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Version 1. A room's last id is its newest message's (never pruned). Both `messages` and
+/// Version 1. New messages land in `inbox` (arrival order, cheap to append
+/// to), which is filed into `messages` (room order) every second or so; the
+/// `stored` view reads both. A room's last id is its newest message's
+/// (never pruned). Both `messages` and
 /// `refs` are keyed by `(room, id)`: an append writes at the end of the
 /// room's range and a prune deletes from its start, with no second index to
 /// keep up (refs are only ever read a room's window at a time, never looked
@@ -59,6 +62,20 @@ const SCHEMA_1: &str = "
         reference TEXT,
         PRIMARY KEY (room, id)
     ) WITHOUT ROWID;
+    CREATE TABLE inbox (
+        seq INTEGER PRIMARY KEY,
+        room TEXT NOT NULL,
+        id INTEGER NOT NULL,
+        from_id TEXT NOT NULL,
+        from_name TEXT NOT NULL,
+        text TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        reference TEXT
+    );
+    CREATE VIEW stored AS
+        SELECT room, id, from_id, from_name, text, at, reference FROM messages
+        UNION ALL
+        SELECT room, id, from_id, from_name, text, at, reference FROM inbox;
     CREATE TABLE refs (
         room TEXT NOT NULL,
         id INTEGER NOT NULL,
@@ -211,6 +228,8 @@ pub(super) fn open(path: &Path) -> Result<Database, OpenError> {
         connection,
         file,
         epoch,
+        unfiled: HashMap::new(),
+        filed_at: Instant::now(),
         _lock: lock,
     })
 }
