@@ -180,6 +180,8 @@ pub(crate) struct Database {
     /// Per room, the oldest and newest id put in the inbox since it was last
     /// filed: which rooms the next filing may prune.
     unfiled: HashMap<String, (u64, u64)>,
+    /// Rows put in the inbox since it was last filed.
+    unfiled_rows: usize,
     /// When the inbox was last filed.
     filed_at: Instant,
     /// The advisory lock on `<file>-lock`, released when this `File` closes.
@@ -240,13 +242,15 @@ impl Database {
                 *newest = (*newest).max(record.id);
             }
         }
-        let file = self.filed_at.elapsed() >= FILE_INTERVAL;
+        self.unfiled_rows += batch.len();
+        let file = self.unfiled_rows >= FILE_ROWS || self.filed_at.elapsed() >= FILE_INTERVAL;
         if file {
             file_inbox(&transaction, &self.unfiled, history, ref_window)?;
         }
         transaction.commit()?;
         if file {
             self.unfiled.clear();
+            self.unfiled_rows = 0;
             self.filed_at = Instant::now();
         }
         Ok(())
@@ -262,6 +266,7 @@ impl Database {
         file_inbox(&transaction, &self.unfiled, history, ref_window)?;
         transaction.commit()?;
         self.unfiled.clear();
+        self.unfiled_rows = 0;
         self.filed_at = Instant::now();
         Ok(())
     }
@@ -387,8 +392,13 @@ fn file_inbox(
     Ok(())
 }
 
-/// How often the inbox is filed into `messages` (and its rooms pruned).
-/// Between filings reads see the inbox too, so nothing waits on it.
+/// The inbox is filed into `messages` (and its rooms pruned) once it holds
+/// this many rows, or [`FILE_INTERVAL`] after the last filing, whichever
+/// comes first: often enough that one filing holds the writer up only
+/// briefly, seldom enough that each room's newest page is rewritten for
+/// many of its messages at once. Between filings reads see the inbox too.
+pub(crate) const FILE_ROWS: usize = 4096;
+/// The longest a message stays in the inbox while traffic is light.
 pub(crate) const FILE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Rows are deleted in steps: a room's old messages (and refs) go once

@@ -229,6 +229,7 @@ pub(super) fn open(path: &Path) -> Result<Database, OpenError> {
         file,
         epoch,
         unfiled: HashMap::new(),
+        unfiled_rows: 0,
         filed_at: Instant::now(),
         _lock: lock,
     })
