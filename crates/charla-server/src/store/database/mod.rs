@@ -4,10 +4,17 @@
 //! same file from other threads.
 //!
 //! What it owns, per room: the newest `history` messages with their `ref`s
-//! (`messages`; the newest one's id is the room's last id) and the `ref`s of
-//! pruned messages still in the `ref` window (`refs`); per file: the epoch
+//! (the newest one's id is the room's last id) and the `ref`s of pruned
+//! messages still in the `ref` window (`refs`); per file: the epoch
 //! (`meta`), a random id made when the file was created, which names this
 //! file's id sequences.
+//!
+//! Where a message lives: a batch is appended to the `inbox`, in arrival
+//! order, so a transaction writes a few pages whatever rooms it spans; every
+//! [`FILE_ROWS`] rows (or [`FILE_INTERVAL`]) the inbox is *filed* into
+//! `messages`, keyed by room and id, where each room's newest page is then
+//! rewritten once for many of its messages. Reads go through the `stored`
+//! view, which is both.
 //!
 //! Invariants:
 //! - a room's last id never goes down: pruning never deletes a room's newest
