@@ -159,7 +159,6 @@ impl Registry {
         }
     }
 
-    /// Serialises `message` and queues it for one session.
     /// Serialises `message` and queues it for one session, behind the
     /// session's messages still being stored if it has any.
     fn send(&mut self, session: SessionId, message: &ServerMessage) {
@@ -181,13 +180,24 @@ impl Registry {
     }
 
     fn send_error(&mut self, session: SessionId, code: ErrorCode, reference: Option<String>) {
+        self.deliver_error(session, code, reference, false);
+    }
+
+    /// Counts an error and answers it, as [`Registry::deliver`] does.
+    fn deliver_error(
+        &mut self,
+        session: SessionId,
+        code: ErrorCode,
+        reference: Option<String>,
+        direct: bool,
+    ) {
         self.metrics.error(code);
         let error = ServerMessage::Error {
             code,
-            message: default_message(code).to_owned(),
+            message: default_message(code),
             reference,
         };
-        self.send(session, &error);
+        self.deliver(session, &error, direct);
     }
 
     /// Queues one serialised event for every member of `room` but `except`;

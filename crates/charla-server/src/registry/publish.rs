@@ -40,6 +40,7 @@ pub(super) enum Reply {
 /// A message handed to the engine: stored, it is acknowledged and
 /// broadcast; refused, its senders hear `unavailable`.
 pub(super) struct Pending {
+    room: RoomName,
     message: ChatMessage,
     /// The sender, then resends of the same `ref` that came while it waited.
     replies: Vec<Reply>,
@@ -84,17 +85,15 @@ impl Registry {
     /// twice. `room` must be in memory.
     pub(super) fn publish(&mut self, room: &RoomName, draft: Draft, reply: Reply) {
         let accepted = Instant::now();
-        let ref_window = self.store.ref_window();
-        let log = match self.store.log(room) {
-            Ok(log) => log,
+        let staged = match self.store.stage(room, draft) {
+            Ok(staged) => staged,
             Err(error) => {
                 tracing::error!(error = %error, "refusing a message");
                 self.refuse(reply, false);
                 return;
             }
         };
-        let (staged, message) = log.stage(room.as_str(), draft, ref_window);
-        match (staged, message) {
+        match staged {
             (Staged::New(_), Some(message)) => {
                 let reference = match &reply {
                     Reply::Session { reference, .. } => reference.clone(),
@@ -104,6 +103,7 @@ impl Registry {
                     .store
                     .submit(self.generation, &message, reference.as_deref());
                 let pending = Pending {
+                    room: room.clone(),
                     message,
                     replies: vec![reply],
                     accepted,
@@ -121,8 +121,7 @@ impl Registry {
                         self.pending.push_back(pending);
                     }
                     Submitted::Refused => {
-                        self.store.rewind_all();
-                        self.generation += 1;
+                        self.void_staged();
                         self.settle(pending, false);
                     }
                 }
@@ -133,7 +132,7 @@ impl Registry {
                     .pending
                     .iter_mut()
                     .rev()
-                    .find(|p| p.message.id == id && p.message.room == room.as_str());
+                    .find(|p| p.message.id == id && p.room == *room);
                 match waiting {
                     Some(pending) => pending.replies.push(reply),
                     None => self.refuse(reply, false),
@@ -150,6 +149,7 @@ impl Registry {
     /// behind the sender's fence go out.
     fn settle(&mut self, pending: Pending, stored: bool) {
         let Pending {
+            room,
             message,
             replies,
             accepted,
@@ -157,9 +157,6 @@ impl Registry {
             ..
         } = pending;
         let id = message.id;
-        let Ok(room) = RoomName::parse(&message.room) else {
-            unreachable!("a staged message names a valid room");
-        };
         let fenced = match replies.first() {
             Some(Reply::Session { session, .. }) if fenced => Some(*session),
             _ => None,
@@ -167,10 +164,7 @@ impl Registry {
         let text =
             stored.then(|| ByteString::from(charla_protocol::server::message_event_json(&message)));
         if stored {
-            let history = self.store.history();
-            if let Some(log) = self.store.loaded_mut(&room) {
-                log.commit(message, history);
-            }
+            self.store.commit(&room, message);
         }
         for (index, reply) in replies.into_iter().enumerate() {
             // The sender's answer is what its fence waits for: it goes ahead
@@ -219,31 +213,30 @@ impl Registry {
 
     /// Tells a sender its message was not stored.
     fn refuse(&mut self, reply: Reply, direct: bool) {
-        self.metrics.error(ErrorCode::Unavailable);
         match reply {
             Reply::Session { session, reference } => {
-                let error = ServerMessage::Error {
-                    code: ErrorCode::Unavailable,
-                    message: default_message(ErrorCode::Unavailable),
-                    reference,
-                };
-                self.deliver(session, &error, direct);
+                self.deliver_error(session, ErrorCode::Unavailable, reference, direct);
             }
             Reply::Http(answer) => {
+                self.metrics.error(ErrorCode::Unavailable);
                 let _ = answer.send(Err(ErrorCode::Unavailable));
             }
         }
     }
 
+    /// Every staged id from the first refused one on is void: the logs hand
+    /// them out again, under a generation the writer will accept.
+    fn void_staged(&mut self) {
+        self.store.rewind_all();
+        self.generation += 1;
+    }
+
     /// The engine reported on the next `count` pending messages.
     pub(super) fn written(&mut self, written: Written) {
         let current = self.pending.front().map(|p| p.generation) == Some(self.generation);
+        // Later refusals of an old generation need no second rewind.
         if !written.stored && current {
-            // Every staged id from the first refused one on is void: hand
-            // the ids out again, under a generation the writer will accept.
-            // (Later refusals of the old generation need no second rewind.)
-            self.store.rewind_all();
-            self.generation += 1;
+            self.void_staged();
         }
         for _ in 0..written.count {
             let Some(pending) = self.pending.pop_front() else {

@@ -16,8 +16,6 @@
 
 use super::{Draft, PageQuery, Since};
 use charla_protocol::ChatMessage;
-#[cfg(test)]
-use charla_protocol::Member;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -216,19 +214,11 @@ fn page<'a>(
     }
 }
 
-/// A placeholder sender for tests.
-#[cfg(test)]
-pub(crate) fn someone() -> Member {
-    Member {
-        id: "s1".into(),
-        name: "ana".into(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::REF_WINDOW;
+    use charla_protocol::Member;
 
     fn log() -> RoomLog {
         RoomLog::new(Arc::from("e1"), 0, Vec::new(), Vec::new())
@@ -236,7 +226,10 @@ mod tests {
 
     fn draft(text: &str, reference: Option<&str>) -> Draft {
         Draft {
-            from: someone(),
+            from: Member {
+                id: "s1".into(),
+                name: "ana".into(),
+            },
             text: text.into(),
             reference: reference.map(str::to_owned),
             at: 1,

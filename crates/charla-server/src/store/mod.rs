@@ -192,11 +192,6 @@ impl Store {
         self.logs.get(room)
     }
 
-    /// The log of `room` if it is in memory.
-    pub(crate) fn loaded_mut(&mut self, room: &RoomName) -> Option<&mut RoomLog> {
-        self.logs.get_mut(room)
-    }
-
     /// Whether a room missing from memory may still have history elsewhere.
     pub(crate) fn is_durable(&self) -> bool {
         !matches!(self.engine, Engine::Memory)
@@ -208,14 +203,24 @@ impl Store {
         self.logs.remove(room);
     }
 
-    /// Every room may keep this many messages.
-    pub(crate) fn history(&self) -> usize {
-        self.history
+    /// Gives a message the next id of `room` (read from the engine the
+    /// first time), unless its `ref` is known: see [`RoomLog::stage`].
+    pub(crate) fn stage(
+        &mut self,
+        room: &RoomName,
+        draft: Draft,
+    ) -> Result<(Staged, Option<ChatMessage>), LoadError> {
+        let ref_window = self.ref_window;
+        Ok(self.log(room)?.stage(room.as_str(), draft, ref_window))
     }
 
-    /// The `ref` window of every room.
-    pub(crate) fn ref_window(&self) -> u64 {
-        self.ref_window
+    /// Records that a staged message of `room` is stored, if the room's log
+    /// is still in memory (an evicted one reads it back from the engine).
+    pub(crate) fn commit(&mut self, room: &RoomName, message: ChatMessage) {
+        let history = self.history;
+        if let Some(log) = self.logs.get_mut(room) {
+            log.commit(message, history);
+        }
     }
 
     /// Hands a staged message to the engine.
