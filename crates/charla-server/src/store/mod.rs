@@ -102,10 +102,14 @@ enum Engine {
 
 /// A room's log could not be read from the database.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read room {room} from the database: {cause}")]
-pub(crate) struct LoadError {
-    room: RoomName,
-    cause: rusqlite::Error,
+pub(crate) enum LoadError {
+    #[error("cannot read room {room} from the database: {cause}")]
+    Read {
+        room: RoomName,
+        cause: rusqlite::Error,
+    },
+    #[error("room {0} is not in memory and the database is closed (the server is stopping)")]
+    Closed(RoomName),
 }
 
 impl Store {
@@ -157,16 +161,11 @@ impl Store {
                     let epoch = format!("{:016x}", fastrand::u64(..));
                     RoomLog::new(Arc::from(epoch), 0, Vec::new(), Vec::new())
                 }
-                Engine::Closed => {
-                    return Err(LoadError {
-                        room: room.clone(),
-                        cause: rusqlite::Error::InvalidQuery,
-                    });
-                }
+                Engine::Closed => return Err(LoadError::Closed(room.clone())),
                 Engine::Sqlite { epoch, reader, .. } => {
                     let stored = reader
                         .load_room(room.as_str(), self.history, self.ref_window)
-                        .map_err(|cause| LoadError {
+                        .map_err(|cause| LoadError::Read {
                             room: room.clone(),
                             cause,
                         })?;
