@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// Starts Charla on `127.0.0.1:0` with flood control off; answers its port
 /// and the switch that stops it.
-fn start_server() -> (
+async fn start_server() -> (
     u16,
     tokio::sync::oneshot::Sender<()>,
     actix_web::rt::task::JoinHandle<std::io::Result<()>>,
@@ -29,7 +29,9 @@ fn start_server() -> (
     // Two smoke runs share no database file (the durable default is one
     // `charla.db` in the working directory).
     config.database = ":memory:".into();
-    let application = charla_server::Application::with_listener(listener, config).unwrap();
+    let application = charla_server::Application::with_listener(listener, config)
+        .await
+        .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = actix_web::rt::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
@@ -84,7 +86,7 @@ fn assert_clean(report: &Report) {
 
 #[actix_web::test]
 async fn every_scenario_runs_clean_against_the_real_server() {
-    let (port, stop, server) = start_server();
+    let (port, stop, server) = start_server().await;
     let scenarios = vec![
         Scenario::Fanout(FanoutArgs {
             members: 30,
@@ -147,7 +149,7 @@ async fn every_scenario_runs_clean_against_the_real_server() {
 
 #[actix_web::test]
 async fn the_binary_prints_one_json_line() {
-    let (port, stop, server) = start_server();
+    let (port, stop, server) = start_server().await;
     let binary = env!("CARGO_BIN_EXE_charla-loadgen");
     let output = actix_web::rt::task::spawn_blocking(move || {
         Command::new(binary)

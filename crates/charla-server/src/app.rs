@@ -7,13 +7,14 @@
 //! them to go (at most [`DRAIN_TIMEOUT`]), then stops the HTTP server (at
 //! most [`STOP_TIMEOUT`]): well inside Heroku's 30 s grace.
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::metrics::Metrics;
-use crate::registry::{CloseStore, Registry, Shutdown};
+use crate::registry::{CloseStore, Registry, Shared, Shutdown};
 use crate::state::AppState;
-use crate::store::Store;
 use crate::store::database::Database;
+use crate::store::{Store, ref_window};
 use crate::{api, ws};
 use actix::{AsyncContext, Context};
 use actix_web::{App, HttpServer, web};
@@ -38,6 +39,10 @@ pub enum StartError {
     /// setting and what to do.
     #[error("{0}")]
     Database(String),
+    /// Redis could not be reached; the text names the URL (without its
+    /// password) and the setting.
+    #[error("{0}")]
+    Redis(String),
 }
 
 /// A bound, ready-to-run server.
@@ -50,13 +55,17 @@ pub struct Application {
 impl Application {
     /// Binds `CHARLA_HOST:PORT` (every interface by default). Must run
     /// inside an actix `System`.
-    pub fn build(config: Config) -> Result<Application, StartError> {
+    pub async fn build(config: Config) -> Result<Application, StartError> {
         let listener = TcpListener::bind((config.host, config.port)).map_err(StartError::Listen)?;
-        Application::with_listener(listener, config)
+        Application::with_listener(listener, config).await
     }
 
-    /// Serves on an already bound listener. Must run inside an actix `System`.
-    pub fn with_listener(listener: TcpListener, config: Config) -> Result<Application, StartError> {
+    /// Serves on an already bound listener. Must run inside an actix
+    /// `System`. With a Redis URL, fails when Redis cannot be reached.
+    pub async fn with_listener(
+        listener: TcpListener,
+        config: Config,
+    ) -> Result<Application, StartError> {
         let port = listener.local_addr().map_err(StartError::Listen)?.port();
         let config = Arc::new(config);
         let directory = Arc::new(Directory::default());
@@ -64,7 +73,17 @@ impl Application {
         // The registry's address exists before the registry runs, so the
         // store's writer thread can report to it from the start.
         let context = Context::<Registry>::new();
-        let (store, disk) = if config.in_memory() {
+        let cluster = match &config.redis_url {
+            Some(url) => Some(
+                Cluster::connect(&config, url, ref_window(config.history))
+                    .await
+                    .map_err(|error| StartError::Redis(error.to_string()))?,
+            ),
+            None => None,
+        };
+        let (store, disk) = if cluster.is_some() {
+            (Store::shared(config.history), None)
+        } else if config.in_memory() {
             (Store::memory(config.history), None)
         } else {
             let database = Database::open(Path::new(&config.database))
@@ -77,14 +96,18 @@ impl Application {
             (store, Some(disk))
         };
         let health = store.health();
+        let shared = cluster
+            .clone()
+            .map(|cluster| Shared::new(cluster, health.clone()));
         let registry = context.run(Registry::new(
             config.clone(),
             store,
             directory.clone(),
             metrics.clone(),
+            shared,
         ));
         let state = web::Data::new(AppState::new(
-            config, registry, directory, metrics, disk, health,
+            config, registry, directory, metrics, disk, health, cluster,
         ));
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -137,6 +160,11 @@ impl Application {
                 }
             }
             Err(error) => tracing::error!(error = %error, "the registry is gone"),
+        }
+        if let Some(cluster) = &self.state.cluster
+            && let Err(error) = cluster.depart().await
+        {
+            tracing::error!(error = %error, "could not remove this node's members from Redis");
         }
         handle.stop(true).await;
         let stopped = server.await.map_err(std::io::Error::other)?;

@@ -177,6 +177,31 @@ pub struct Config {
     )]
     pub database: String,
 
+    /// Redis URL (`redis://` or `rediss://` for TLS) for the Redis engine:
+    /// history, ids, `ref`s, presence and the room directory are kept in
+    /// Redis and shared by every Charla node on it; CHARLA_DATABASE is then
+    /// not used. Unset, `REDIS_URL` (the name Heroku's Key-Value Store
+    /// sets) is used if present.
+    #[arg(
+        long,
+        env = "CHARLA_REDIS_URL",
+        value_name = "CHARLA_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// With a `rediss://` URL, accept a certificate that does not verify
+    /// (Heroku's Key-Value Store presents a self-signed one). The link is
+    /// still encrypted; the server is just not authenticated.
+    #[arg(
+        long,
+        env = "CHARLA_REDIS_INSECURE_TLS",
+        value_name = "CHARLA_REDIS_INSECURE_TLS",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub redis_insecure_tls: bool,
+
     /// Log filter, in `tracing` directive syntax (`info`, `charla_server=debug`).
     #[arg(
         long = "rust-log",
@@ -213,6 +238,18 @@ impl Config {
     /// Whether history lives in memory only.
     pub fn in_memory(&self) -> bool {
         self.database == IN_MEMORY
+    }
+
+    /// Fills what platforms set under their own names: `REDIS_URL` when
+    /// neither `--redis-url` nor `CHARLA_REDIS_URL` is given.
+    pub fn with_platform_fallbacks(mut self) -> Config {
+        if self.redis_url.is_none()
+            && let Ok(url) = std::env::var("REDIS_URL")
+            && !url.trim().is_empty()
+        {
+            self.redis_url = Some(url);
+        }
+        self
     }
 
     /// Parses flags only, ignoring the environment.

@@ -42,6 +42,18 @@ impl Directory {
         }
     }
 
+    /// Replaces every entry (the Redis engine's directory snapshot: name,
+    /// members, last id).
+    pub(crate) fn replace(&self, rooms: impl Iterator<Item = (RoomName, usize, u64)>) {
+        let fresh: DashMap<RoomName, RoomStats> = rooms
+            .map(|(room, members, last_id)| (room, RoomStats { members, last_id }))
+            .collect();
+        self.rooms.retain(|room, _| fresh.contains_key(room));
+        for (room, stats) in fresh {
+            self.rooms.insert(room, stats);
+        }
+    }
+
     /// Forgets a room that left memory.
     pub(crate) fn remove(&self, room: &RoomName) {
         self.rooms.remove(room);

@@ -58,6 +58,7 @@
 
 mod api;
 mod app;
+mod cluster;
 mod config;
 mod directory;
 mod error;

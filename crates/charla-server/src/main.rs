@@ -7,14 +7,14 @@ use std::process::ExitCode;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let config = Config::parse();
+    let config = Config::parse().with_platform_fallbacks();
     if let Err(error) = config.validate() {
         eprintln!("charla: {error}");
         return ExitCode::from(2);
     }
     telemetry::init(&config);
     let (host, port) = (config.host, config.port);
-    let application = match Application::build(config) {
+    let application = match Application::build(config).await {
         Ok(application) => application,
         Err(error) => {
             tracing::error!(%host, port, "charla cannot start: {error}");

@@ -35,6 +35,7 @@ pub(crate) struct Metrics {
     rate_limited: Counter,
     errors: Family<ErrorLabels, Counter>,
     fanout_seconds: Histogram,
+    cluster_nodes: Gauge,
 }
 
 impl Default for Metrics {
@@ -56,16 +57,22 @@ impl Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         // 10 µs to about 0.33 s, doubling.
         let fanout_seconds = Histogram::new(exponential_buckets(0.000_01, 2.0, 16));
+        let cluster_nodes = Gauge::default();
+        cluster_nodes.set(1);
         registry.register(
             "connections",
             "Open WebSocket connections",
             connections.clone(),
         );
         registry.register("rooms", "Rooms held in memory", rooms.clone());
-        registry.register("messages", "Messages accepted and stored", messages.clone());
+        registry.register(
+            "messages",
+            "Messages accepted and stored (by this node, with Redis)",
+            messages.clone(),
+        );
         registry.register(
             "deliveries",
-            "Message events queued to room members",
+            "Message events queued to room members (of this node, with Redis)",
             deliveries.clone(),
         );
         registry.register(
@@ -81,8 +88,13 @@ impl Metrics {
         registry.register("errors", "Error events sent, by code", errors.clone());
         registry.register(
             "fanout_seconds",
-            "Time from accepting a message to queueing it for the room's last member",
+            "Time from accepting a message to queueing it for the room's last member (not recorded with Redis)",
             fanout_seconds.clone(),
+        );
+        registry.register(
+            "cluster_nodes",
+            "Charla nodes alive on the shared Redis, as this node sees them (1 without Redis)",
+            cluster_nodes.clone(),
         );
         Metrics {
             registry,
@@ -94,6 +106,7 @@ impl Metrics {
             rate_limited,
             errors,
             fanout_seconds,
+            cluster_nodes,
         }
     }
 
@@ -120,6 +133,21 @@ impl Metrics {
         self.messages.inc();
         self.deliveries.inc_by(members as u64);
         self.fanout_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// A message was stored (Redis engine: by this node's script call).
+    pub(crate) fn message_stored(&self) {
+        self.messages.inc();
+    }
+
+    /// A message event was queued to `members` members of this node.
+    pub(crate) fn message_delivered(&self, members: usize) {
+        self.deliveries.inc_by(members as u64);
+    }
+
+    pub(crate) fn set_cluster_nodes(&self, nodes: usize) {
+        self.cluster_nodes
+            .set(i64::try_from(nodes).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn slow_consumer(&self) {

@@ -2,6 +2,7 @@
 //! connection holds. Built once by [`crate::app::Application`]; handlers
 //! take it as `web::Data<AppState>`.
 
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::metrics::Metrics;
@@ -25,6 +26,9 @@ pub(crate) struct AppState {
     /// A read-only connection to the database, for history pages of rooms
     /// not in memory (read on a blocking thread); `None` in memory mode.
     pub(crate) disk: Option<Arc<Mutex<Reader>>>,
+    /// The shared Redis, for history and members of rooms this node does
+    /// not hold; `None` without Redis.
+    pub(crate) cluster: Option<Cluster>,
     /// False while the database refuses writes.
     store_health: Arc<AtomicBool>,
     shutting_down: AtomicBool,
@@ -39,6 +43,7 @@ impl AppState {
         metrics: Arc<Metrics>,
         disk: Option<Reader>,
         store_health: Arc<AtomicBool>,
+        cluster: Option<Cluster>,
     ) -> AppState {
         AppState {
             config,
@@ -46,6 +51,7 @@ impl AppState {
             directory,
             metrics,
             disk: disk.map(|reader| Arc::new(Mutex::new(reader))),
+            cluster,
             store_health,
             shutting_down: AtomicBool::new(false),
             next_session: AtomicU64::new(fastrand::u64(..u64::MAX / 2)),
@@ -102,6 +108,8 @@ pub(crate) enum HistoryError {
     Registry(#[from] actix::MailboxError),
     #[error("cannot read history from the database: {0}")]
     Disk(String),
+    #[error("cannot read from Redis: {0}")]
+    Redis(#[from] redis::RedisError),
 }
 
 impl From<HistoryError> for crate::error::HttpError {
@@ -109,7 +117,9 @@ impl From<HistoryError> for crate::error::HttpError {
         tracing::error!(error = %error, "a history page failed");
         match error {
             HistoryError::Registry(_) => crate::error::HttpError::Internal,
-            HistoryError::Disk(_) => crate::error::HttpError::HistoryUnavailable,
+            HistoryError::Disk(_) | HistoryError::Redis(_) => {
+                crate::error::HttpError::HistoryUnavailable
+            }
         }
     }
 }
@@ -129,6 +139,9 @@ impl AppState {
         };
         if let Some(messages) = self.registry.send(fetch).await? {
             return Ok(messages);
+        }
+        if let Some(cluster) = &self.cluster {
+            return Ok(cluster.page(room, query).await?);
         }
         let Some(disk) = self.disk.clone() else {
             return Ok(Vec::new());
@@ -164,8 +177,12 @@ impl AppState {
             ..PageQuery::default()
         };
         let history = self.history_page(room, recent).await?;
+        let members = match &self.cluster {
+            Some(cluster) => cluster.members(room).await?,
+            None => view.members,
+        };
         Ok(RoomView {
-            members: view.members,
+            members,
             history: Some(history),
         })
     }

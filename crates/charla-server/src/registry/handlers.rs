@@ -36,6 +36,11 @@ impl Command for Join {
     type Reply = ();
 
     fn run(self, registry: &mut Registry, ctx: &mut Context<Registry>) {
+        if registry.shared.is_some() {
+            registry.join_shared(self);
+            registry.directory_changed(ctx);
+            return;
+        }
         let Join {
             session,
             room,
@@ -142,7 +147,12 @@ impl Command for Say {
             reference: reference.clone(),
             at: unix_millis(),
         };
-        registry.publish(&room, draft, Reply::Session { session, reference });
+        let reply = Reply::Session { session, reference };
+        if registry.shared.is_some() {
+            registry.say_shared(&room, draft, reply);
+        } else {
+            registry.publish(&room, draft, reply);
+        }
     }
 }
 
@@ -171,6 +181,9 @@ impl Command for Typing {
         let Some(member) = registry.member(self.session) else {
             return;
         };
+        if let Some(shared) = &registry.shared {
+            shared.typing(&self.room, &member);
+        }
         let typing = ServerMessage::Typing {
             room: self.room.as_str().to_owned(),
             member,
@@ -194,6 +207,7 @@ impl Command for Rename {
         state.member.name = self.name.into_string();
         let member = state.member.clone();
         let rooms: Vec<RoomName> = state.rooms.iter().cloned().collect();
+        registry.rename_shared(&rooms, &member);
         for room in rooms {
             registry.announce(&room, PresenceEvent::Rename, member.clone(), None);
         }
@@ -236,7 +250,7 @@ impl Command for Post {
 
     fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) -> Self::Reply {
         let (answer, receiver) = oneshot::channel();
-        if !registry.ensure_room(&self.room) {
+        if registry.shared.is_none() && !registry.ensure_room(&self.room) {
             let _ = answer.send(Err(ErrorCode::TooManyRooms));
             return MessageResult(receiver);
         }
@@ -250,7 +264,11 @@ impl Command for Post {
             reference: None,
             at: unix_millis(),
         };
-        registry.publish(&self.room, draft, Reply::Http(answer));
+        if registry.shared.is_some() {
+            registry.say_shared(&self.room, draft, Reply::Http(answer));
+        } else {
+            registry.publish(&self.room, draft, Reply::Http(answer));
+        }
         MessageResult(receiver)
     }
 }

@@ -33,10 +33,12 @@ mod handlers;
 mod messages;
 mod publish;
 mod rooms;
+mod shared;
 
 pub(crate) use messages::*;
+pub(crate) use shared::Shared;
 
-use publish::{Held, Pending, Reply};
+use publish::{FenceId, Held, Pending, Reply};
 
 use crate::config::Config;
 use crate::directory::Directory;
@@ -130,6 +132,10 @@ pub(crate) struct Registry {
     /// still queued are refused by the writer, since their ids follow one
     /// that was not stored.
     generation: u64,
+    /// The last [`FenceId`] handed out.
+    next_fence: FenceId,
+    /// The Redis engine's state, when rooms are shared with other nodes.
+    shared: Option<Shared>,
     shutting_down: bool,
     drained: Vec<oneshot::Sender<()>>,
 }
@@ -140,6 +146,7 @@ impl Registry {
         store: Store,
         directory: Arc<Directory>,
         metrics: Arc<Metrics>,
+        shared: Option<Shared>,
     ) -> Registry {
         Registry {
             rooms: Rooms::new(config.max_rooms),
@@ -154,23 +161,29 @@ impl Registry {
             slow: Vec::new(),
             pending: VecDeque::new(),
             generation: 0,
+            next_fence: 0,
+            shared,
             shutting_down: false,
             drained: Vec::new(),
         }
     }
 
     /// Serialises `message` and queues it for one session, behind the
-    /// session's messages still being stored if it has any.
+    /// session's answers still in progress if it has any.
     fn send(&mut self, session: SessionId, message: &ServerMessage) {
-        self.deliver(session, message, false);
+        self.deliver(session, message, None);
     }
 
-    /// As [`Registry::send`]; `direct` queues it ahead of held answers.
-    fn deliver(&mut self, session: SessionId, message: &ServerMessage, direct: bool) {
+    /// As [`Registry::send`]; with `at`, the answer takes that fence's place.
+    fn deliver(&mut self, session: SessionId, message: &ServerMessage, at: Option<FenceId>) {
+        if let Some(fence) = at {
+            self.fill(session, fence, vec![message.to_json().into()]);
+            return;
+        }
         let Some(state) = self.sessions.get_mut(&session) else {
             return;
         };
-        if direct || state.held.is_empty() {
+        if state.held.is_empty() {
             if state.outbox.send(message) == Err(NotQueued::Full) {
                 self.slow.push(session);
             }
@@ -180,7 +193,7 @@ impl Registry {
     }
 
     fn send_error(&mut self, session: SessionId, code: ErrorCode, reference: Option<String>) {
-        self.deliver_error(session, code, reference, false);
+        self.deliver_error(session, code, reference, None);
     }
 
     /// Counts an error and answers it, as [`Registry::deliver`] does.
@@ -189,7 +202,7 @@ impl Registry {
         session: SessionId,
         code: ErrorCode,
         reference: Option<String>,
-        direct: bool,
+        at: Option<FenceId>,
     ) {
         self.metrics.error(code);
         let error = ServerMessage::Error {
@@ -197,7 +210,7 @@ impl Registry {
             message: default_message(code),
             reference,
         };
-        self.deliver(session, &error, direct);
+        self.deliver(session, &error, at);
     }
 
     /// Queues one serialised event for every member of `room` but `except`;
@@ -238,7 +251,7 @@ impl Registry {
             room: room.as_str().to_owned(),
             event,
             member,
-            count: self.rooms.member_count(room),
+            count: self.room_count(room),
         };
         self.broadcast(room, &presence.to_json().into(), except);
     }
@@ -262,6 +275,9 @@ impl Registry {
     }
 
     fn members_of(&self, room: &RoomName) -> Vec<Member> {
+        if self.shared.is_some() {
+            return self.shared_members(room).unwrap_or_default();
+        }
         let Some(room) = self.rooms.get(room) else {
             return Vec::new();
         };
@@ -284,18 +300,33 @@ impl Registry {
             Admitted::Evicted(victim) => {
                 tracing::debug!(room = %victim, "evicted the least recently active empty room");
                 self.store.forget(&victim);
-                self.directory.remove(&victim);
+                self.forget_view(&victim);
+                if self.shared.is_none() {
+                    self.directory.remove(&victim);
+                }
             }
             Admitted::Full => return false,
         }
-        self.directory
-            .set_members(room, self.rooms.member_count(room));
+        if self.shared.is_none() {
+            self.directory
+                .set_members(room, self.rooms.member_count(room));
+        }
         self.metrics.set_rooms(self.rooms.len());
         true
     }
 
     /// Drops a room that has neither members nor messages: nothing to keep.
+    /// With Redis, a room without members here leaves memory: Redis keeps it.
     fn drop_if_unused(&mut self, room: &RoomName) {
+        if self.shared.is_some() {
+            if self.rooms.member_count(room) == 0 {
+                self.rooms.remove(room);
+                self.store.forget(room);
+                self.forget_view(room);
+                self.metrics.set_rooms(self.rooms.len());
+            }
+            return;
+        }
         let no_messages = self.store.loaded(room).is_none_or(|log| log.is_empty());
         if self.rooms.member_count(room) == 0 && no_messages {
             self.rooms.remove(room);
@@ -314,9 +345,10 @@ impl Registry {
             state.rooms.remove(room);
         }
         self.rooms.touch(room);
-        self.directory
-            .set_members(room, self.rooms.member_count(room));
-        if let Some(member) = self.member(session) {
+        if let Some(member) = self.member(session)
+            && self.unseat_shared(room, &member)
+        {
+            self.directory.set_members(room, self.room_count(room));
             self.announce(room, PresenceEvent::Leave, member, None);
         }
         self.drop_if_unused(room);
@@ -425,5 +457,6 @@ impl Actor for Registry {
         // Sessions use `do_send`, which never waits; this bounds only the
         // HTTP handlers' `send`, which wait when the registry is this far behind.
         ctx.set_mailbox_capacity(REGISTRY_MAILBOX);
+        self.start_shared(ctx);
     }
 }

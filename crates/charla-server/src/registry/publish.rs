@@ -19,11 +19,15 @@ use super::*;
 
 /// An entry of [`SessionState::held`].
 pub(super) enum Held {
-    /// The session's next message still being stored.
-    Fence,
+    /// The place of the answer to a request still in progress (a message
+    /// being stored, or with Redis a room being read for a `join`).
+    Fence(FenceId),
     /// An answer to a later request.
     Frame(ByteString),
 }
+
+/// Names one [`Held::Fence`].
+pub(super) type FenceId = u64;
 
 /// Who waits for a message to be stored.
 pub(super) enum Reply {
@@ -48,27 +52,39 @@ pub(super) struct Pending {
     accepted: Instant,
     /// The registry's generation when it was submitted.
     generation: u64,
-    /// Whether the sender (the first reply) was fenced for it.
-    fenced: bool,
+    /// The sender's (the first reply's) fence, if it has one.
+    fence: Option<FenceId>,
 }
 
 impl Registry {
-    /// Holds `session`'s later answers until its message now being stored
-    /// is settled.
-    fn fence(&mut self, session: SessionId) {
-        if let Some(state) = self.sessions.get_mut(&session) {
-            state.held.push_back(Held::Fence);
-        }
+    /// Holds `session`'s later answers until the answer to its request
+    /// now in progress takes the fence's place.
+    pub(super) fn fence(&mut self, session: SessionId) -> Option<FenceId> {
+        let state = self.sessions.get_mut(&session)?;
+        self.next_fence += 1;
+        state.held.push_back(Held::Fence(self.next_fence));
+        Some(self.next_fence)
     }
 
-    /// The session's oldest message being stored is settled: releases the
-    /// answers held behind it, up to the next fence.
-    fn release(&mut self, session: SessionId) {
+    /// Puts `frames` (the answer, possibly none) in the place of `fence`,
+    /// then sends every answer no longer behind a fence.
+    pub(super) fn fill(&mut self, session: SessionId, fence: FenceId, frames: Vec<ByteString>) {
         let Some(state) = self.sessions.get_mut(&session) else {
             return;
         };
-        debug_assert!(matches!(state.held.front(), Some(Held::Fence)));
-        state.held.pop_front();
+        let place = state
+            .held
+            .iter()
+            .position(|held| matches!(held, Held::Fence(f) if *f == fence));
+        match place {
+            Some(place) => {
+                state.held.remove(place);
+                for (offset, frame) in frames.into_iter().enumerate() {
+                    state.held.insert(place + offset, Held::Frame(frame));
+                }
+            }
+            None => state.held.extend(frames.into_iter().map(Held::Frame)),
+        }
         while let Some(Held::Frame(_)) = state.held.front() {
             if let Some(Held::Frame(text)) = state.held.pop_front()
                 && state.outbox.push_text(text) == Err(NotQueued::Full)
@@ -89,7 +105,7 @@ impl Registry {
             Ok(staged) => staged,
             Err(error) => {
                 tracing::error!(error = %error, "refusing a message");
-                self.refuse(reply, false);
+                self.refuse(reply, None);
                 return;
             }
         };
@@ -108,15 +124,14 @@ impl Registry {
                     replies: vec![reply],
                     accepted,
                     generation: self.generation,
-                    fenced: false,
+                    fence: None,
                 };
                 match submitted {
                     Submitted::Now => self.settle(pending, true),
                     Submitted::Later => {
                         let mut pending = pending;
                         if let Some(Reply::Session { session, .. }) = pending.replies.first() {
-                            self.fence(*session);
-                            pending.fenced = true;
+                            pending.fence = self.fence(*session);
                         }
                         self.pending.push_back(pending);
                     }
@@ -126,7 +141,7 @@ impl Registry {
                     }
                 }
             }
-            (Staged::Stored(id), _) => self.acknowledge(reply, room, id, false),
+            (Staged::Stored(id), _) => self.acknowledge(reply, room, id, None),
             (Staged::Pending(id), _) => {
                 let waiting = self
                     .pending
@@ -135,7 +150,7 @@ impl Registry {
                     .find(|p| p.message.id == id && p.room == *room);
                 match waiting {
                     Some(pending) => pending.replies.push(reply),
-                    None => self.refuse(reply, false),
+                    None => self.refuse(reply, None),
                 }
             }
             (Staged::New(_), None) => unreachable!("a new message is always handed back"),
@@ -153,43 +168,72 @@ impl Registry {
             message,
             replies,
             accepted,
-            fenced,
+            fence,
             ..
         } = pending;
         let id = message.id;
-        let fenced = match replies.first() {
-            Some(Reply::Session { session, .. }) if fenced => Some(*session),
-            _ => None,
-        };
         let text =
             stored.then(|| ByteString::from(charla_protocol::server::message_event_json(&message)));
         if stored {
             self.store.commit(&room, message);
         }
-        for (index, reply) in replies.into_iter().enumerate() {
-            // The sender's answer is what its fence waits for: it goes ahead
-            // of the answers held behind the fence.
-            let direct = index == 0 && fenced.is_some();
-            if stored {
-                self.acknowledge(reply, &room, id, direct);
-            } else {
-                self.refuse(reply, direct);
-            }
-        }
-        if let Some(text) = text {
+        // A fenced sender gets its `ack` and then its own copy in the place
+        // of its fence, ahead of the answers held behind it (rules 20, 36).
+        let fenced = match replies.first() {
+            Some(Reply::Session { session, .. }) => fence.map(|fence| (*session, fence)),
+            _ => None,
+        };
+        let mut reached = 0;
+        if let Some(text) = &text {
             self.rooms.touch(&room);
             self.directory.set_last_id(&room, id);
-            let reached = self.broadcast(&room, &text, None);
-            self.metrics.message_fanned_out(reached, accepted.elapsed());
+            reached = self.broadcast(&room, text, fenced.map(|(session, _)| session));
         }
-        if let Some(session) = fenced {
-            self.release(session);
+        for (index, reply) in replies.into_iter().enumerate() {
+            let fence = if index == 0 { fence } else { None };
+            match (&text, fenced) {
+                (Some(text), Some((session, fence))) if index == 0 => {
+                    let mut frames = Vec::with_capacity(2);
+                    if let Reply::Session {
+                        reference: Some(reference),
+                        ..
+                    } = reply
+                    {
+                        let ack = ServerMessage::Ack {
+                            reference,
+                            room: room.as_str().to_owned(),
+                            id,
+                        };
+                        frames.push(ack.to_json().into());
+                    }
+                    if self
+                        .rooms
+                        .get(&room)
+                        .is_some_and(|r| r.seats.contains_key(&session))
+                    {
+                        frames.push(text.clone());
+                        reached += 1;
+                    }
+                    self.fill(session, fence, frames);
+                }
+                (Some(_), _) => self.acknowledge(reply, &room, id, fence),
+                (None, _) => self.refuse(reply, fence),
+            }
+        }
+        if stored {
+            self.metrics.message_fanned_out(reached, accepted.elapsed());
         }
     }
 
-    /// Tells a sender its message is stored under `id`; `direct` skips the
-    /// sender's held answers (its own fence is being released).
-    fn acknowledge(&mut self, reply: Reply, room: &RoomName, id: u64, direct: bool) {
+    /// Tells a sender its message is stored under `id`, in the place of
+    /// `fence` when it has one.
+    pub(super) fn acknowledge(
+        &mut self,
+        reply: Reply,
+        room: &RoomName,
+        id: u64,
+        fence: Option<FenceId>,
+    ) {
         match reply {
             Reply::Session {
                 session,
@@ -200,22 +244,28 @@ impl Registry {
                     room: room.as_str().to_owned(),
                     id,
                 };
-                self.deliver(session, &ack, direct);
+                self.deliver(session, &ack, fence);
             }
             Reply::Session {
-                reference: None, ..
-            } => {}
+                session,
+                reference: None,
+            } => {
+                if let Some(fence) = fence {
+                    self.fill(session, fence, Vec::new());
+                }
+            }
             Reply::Http(answer) => {
                 let _ = answer.send(Ok(id));
             }
         }
     }
 
-    /// Tells a sender its message was not stored.
-    fn refuse(&mut self, reply: Reply, direct: bool) {
+    /// Tells a sender its message was not stored, in the place of `fence`
+    /// when it has one.
+    pub(super) fn refuse(&mut self, reply: Reply, fence: Option<FenceId>) {
         match reply {
             Reply::Session { session, reference } => {
-                self.deliver_error(session, ErrorCode::Unavailable, reference, direct);
+                self.deliver_error(session, ErrorCode::Unavailable, reference, fence);
             }
             Reply::Http(answer) => {
                 self.metrics.error(ErrorCode::Unavailable);

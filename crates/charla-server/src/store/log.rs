@@ -134,6 +134,18 @@ impl RoomLog {
         self.messages.push_back(message);
     }
 
+    /// Adds a message stored elsewhere (another node's, with Redis): the
+    /// sequence moves to its id.
+    pub(crate) fn append(&mut self, message: ChatMessage, history: usize) {
+        debug_assert!(message.id > self.committed, "appends come in id order");
+        self.committed = message.id;
+        self.assigned = message.id;
+        while self.messages.len() >= history.max(1) {
+            self.messages.pop_front();
+        }
+        self.messages.push_back(message);
+    }
+
     /// Forgets every staged message: the engine could not store them, so
     /// their ids and refs are handed out again.
     pub(crate) fn rewind(&mut self) {

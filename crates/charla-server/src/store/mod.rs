@@ -91,6 +91,9 @@ pub(crate) struct Store {
 
 enum Engine {
     Memory,
+    /// Redis ([`crate::cluster`]): ids come from Redis and the registry
+    /// installs each room's log, a window on what Redis holds.
+    Shared,
     /// The SQLite engine after [`Store::close`]: everything is refused.
     Closed,
     Sqlite {
@@ -123,6 +126,34 @@ impl Store {
         }
     }
 
+    /// A store whose logs are windows on the rooms Redis holds.
+    pub(crate) fn shared(history: usize) -> Store {
+        Store {
+            history,
+            ref_window: ref_window(history),
+            logs: HashMap::new(),
+            engine: Engine::Shared,
+        }
+    }
+
+    /// Puts a room's log in memory, replacing the one there (Redis engine).
+    pub(crate) fn install(&mut self, room: &RoomName, log: RoomLog) {
+        self.logs.insert(room.clone(), log);
+    }
+
+    /// Adds a message stored elsewhere to `room`'s log in memory, if it is
+    /// there and the message is the next one; answers whether it was.
+    pub(crate) fn append(&mut self, room: &RoomName, message: ChatMessage) -> bool {
+        let history = self.history;
+        match self.logs.get_mut(room) {
+            Some(log) if message.id == log.last_id() + 1 => {
+                log.append(message, history);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A store on `database`, whose writer thread reports to `written`.
     pub(crate) fn sqlite(
         database: Database,
@@ -148,7 +179,7 @@ impl Store {
     /// The writer's health flag (always healthy in memory).
     pub(crate) fn health(&self) -> Arc<AtomicBool> {
         match &self.engine {
-            Engine::Memory | Engine::Closed => Arc::new(AtomicBool::new(true)),
+            Engine::Memory | Engine::Shared | Engine::Closed => Arc::new(AtomicBool::new(true)),
             Engine::Sqlite { journal, .. } => journal.health(),
         }
     }
@@ -161,7 +192,7 @@ impl Store {
                     let epoch = format!("{:016x}", fastrand::u64(..));
                     RoomLog::new(Arc::from(epoch), 0, Vec::new(), Vec::new())
                 }
-                Engine::Closed => return Err(LoadError::Closed(room.clone())),
+                Engine::Closed | Engine::Shared => return Err(LoadError::Closed(room.clone())),
                 Engine::Sqlite { epoch, reader, .. } => {
                     let stored = reader
                         .load_room(room.as_str(), self.history, self.ref_window)
@@ -231,7 +262,7 @@ impl Store {
     ) -> Submitted {
         match &self.engine {
             Engine::Memory => Submitted::Now,
-            Engine::Closed => Submitted::Refused,
+            Engine::Closed | Engine::Shared => Submitted::Refused,
             Engine::Sqlite { journal, .. } => {
                 if journal.submit(generation, Record::of(message, reference)) {
                     Submitted::Later
@@ -261,6 +292,6 @@ impl Store {
 
 /// Refs are remembered for [`REF_WINDOW`] messages, or the whole history if
 /// it is longer.
-fn ref_window(history: usize) -> u64 {
+pub(crate) fn ref_window(history: usize) -> u64 {
     REF_WINDOW.max(u64::try_from(history).unwrap_or(u64::MAX))
 }

@@ -45,7 +45,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     tweak(&mut config);
     config.validate().expect("test configuration is valid");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-    let application = Application::with_listener(listener, config).expect("build the server");
+    let application = Application::with_listener(listener, config)
+        .await
+        .expect("build the server");
     let port = application.port();
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = actix_web::rt::spawn(application.run_until_stopped(async move {

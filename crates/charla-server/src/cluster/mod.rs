@@ -1,0 +1,471 @@
+//! The Redis engine: any number of Charla nodes on one Redis behave as one
+//! chat server (`CHARLA_REDIS_URL` or `REDIS_URL`).
+//!
+//! # What Redis holds (every key starts with `charla:`)
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `room:{room}` | hash | `last`: the room's last id; `epoch`: names its id sequence |
+//! | `log:{room}` | sorted set | the newest `CHARLA_HISTORY` messages, scored by id, each its JSON |
+//! | `refs:{room}` | sorted set | the `ref` window: each `ref` scored by the id it got |
+//! | `members:{room}` | hash | member id → member JSON, every node's members |
+//! | `rooms` | sorted set | rooms with members, scored by member count (the directory) |
+//! | `seats:{node}` | set | `"{room} {member id}"` for every member a node holds |
+//! | `nodes` | sorted set | node → its last heartbeat, in Redis's clock (ms) |
+//! | `seq` | string | the number of the last event published |
+//! | `events` | pub/sub channel | every event, JSON, in one total order |
+//!
+//! # How one message travels
+//!
+//! The registry hands the `say` to [`Cluster::say`], a Lua script that, in
+//! one atomic step, answers a known `ref` with its id, or takes the next id,
+//! stores the message (trimming history and the `ref` window) and publishes
+//! it as the next event. Ids are therefore contiguous whatever the number of
+//! nodes and senders. The script's answer is the sender's `ack`; the event,
+//! which every node receives on its subscription in publication order, is
+//! what each node delivers to its own members. A node delivers a room's
+//! messages in id order exactly once: it keeps the room's window in memory
+//! (a [`crate::store::RoomLog`]) and drops ids it already has.
+//!
+//! # Events and snapshots
+//!
+//! Every script that changes shared state publishes an event numbered by
+//! `seq`. A node reads a room (or the directory) with a script that returns
+//! a consistent snapshot together with the `seq` it reflects; events up to
+//! that number are already in the snapshot and are dropped. A gap in the
+//! numbers (a subscription that dropped) makes the node read everything it
+//! holds again ([`crate::registry`]'s resync), so nothing is missed.
+//!
+//! # Nodes
+//!
+//! Each node beats every [`HEARTBEAT`]; a node silent for [`NODE_TIMEOUT`]
+//! is removed, with its members, by the next live node's heartbeat script,
+//! which publishes a `leave` for each. A node stopping gracefully removes
+//! its members at once ([`Cluster::depart`]). Scripts build their keys from
+//! their arguments, so they need one Redis (with replicas if wanted), not a
+//! Redis Cluster.
+//!
+//! - [`scripts`]: the Lua scripts.
+//! - [`link`]: the ordered pipeline of script calls from the registry.
+//! - [`events`]: the subscription and the events it delivers.
+
+pub(crate) mod events;
+pub(crate) mod link;
+mod scripts;
+
+use crate::config::Config;
+use crate::store::PageQuery;
+use charla_protocol::{ChatMessage, Member, RoomName};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisResult};
+use scripts::Scripts;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often a node tells the others it is alive.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A node silent this long is gone: its members leave every room.
+pub(crate) const NODE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest wait for Redis when connecting, and for an answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest pause between two attempts to reach Redis again.
+pub(crate) const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
+/// The pub/sub channel every event goes through.
+pub(crate) const EVENTS_CHANNEL: &str = "charla:events";
+
+/// Redis could not be reached at start.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot reach Redis at {url} (CHARLA_REDIS_URL or REDIS_URL): {cause}; \
+     check the URL and that Redis is up (with rediss:// and a self-signed \
+     certificate, set CHARLA_REDIS_INSECURE_TLS=true)"
+)]
+pub(crate) struct ConnectError {
+    /// The URL with its password replaced by `***`.
+    url: String,
+    cause: String,
+}
+
+/// One room as Redis holds it, as of event `seq`.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) seq: u64,
+    pub(crate) last_id: u64,
+    pub(crate) epoch: String,
+    pub(crate) messages: Vec<ChatMessage>,
+    pub(crate) members: Vec<Member>,
+}
+
+/// Every room with members, as of event `seq`: name, members, last id.
+#[derive(Debug)]
+pub(crate) struct DirectorySnapshot {
+    pub(crate) seq: u64,
+    pub(crate) rooms: Vec<(String, usize, u64)>,
+}
+
+/// What a heartbeat found.
+#[derive(Debug)]
+pub(crate) struct Beat {
+    /// False when the other nodes had given this one up (its members were
+    /// removed): the node then seats them again.
+    pub(crate) known: bool,
+    pub(crate) nodes: usize,
+    pub(crate) reaped: usize,
+}
+
+/// A node's handle on the shared Redis. Cheap to clone: every clone uses
+/// the same multiplexed, self-reconnecting connection.
+#[derive(Clone)]
+pub(crate) struct Cluster {
+    node: Arc<str>,
+    client: Client,
+    connection: ConnectionManager,
+    scripts: Arc<Scripts>,
+    history: usize,
+    ref_window: u64,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("node", &self.node).finish()
+    }
+}
+
+impl Cluster {
+    /// Connects to the configured Redis; fails when it cannot be reached
+    /// within [`CONNECT_TIMEOUT`].
+    pub(crate) async fn connect(
+        config: &Config,
+        url: &str,
+        ref_window: u64,
+    ) -> Result<Cluster, ConnectError> {
+        let fail = |cause: String| ConnectError {
+            url: redact(url),
+            cause,
+        };
+        let client = Client::open(connection_url(url, config.redis_insecure_tls))
+            .map_err(|error| fail(error.to_string()))?;
+        let settings = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(CONNECT_TIMEOUT))
+            .set_max_delay(MAX_RECONNECT_DELAY)
+            .set_number_of_retries(2);
+        let mut connection = ConnectionManager::new_with_config(client.clone(), settings)
+            .await
+            .map_err(|error| fail(error.to_string()))?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut connection)
+            .await
+            .map_err(|error| fail(error.to_string()))?;
+        Ok(Cluster {
+            node: Arc::from(format!("{:016x}", fastrand::u64(..))),
+            client,
+            connection,
+            scripts: Arc::new(Scripts::new()),
+            history: config.history,
+            ref_window,
+        })
+    }
+
+    /// This node's name in Redis (random per process).
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Stores a message (its JSON without the id) unless its `ref` is known;
+    /// answers its id and whether it is new.
+    pub(crate) fn say(
+        &self,
+        room: &RoomName,
+        body: String,
+        reference: Option<&str>,
+    ) -> impl Future<Output = RedisResult<(u64, bool)>> + 'static {
+        let (this, room) = (self.clone(), room.clone());
+        let reference = reference.unwrap_or("").to_owned();
+        async move {
+            let mut connection = this.connection.clone();
+            let (id, new): (u64, u8) = this
+                .scripts
+                .say
+                .arg(&*this.node)
+                .arg(room.as_str())
+                .arg(reference)
+                .arg(body)
+                .arg(this.history)
+                .arg(this.ref_window)
+                .arg(fresh_epoch())
+                .invoke_async(&mut connection)
+                .await?;
+            Ok((id, new == 1))
+        }
+    }
+
+    /// Seats (`rename`: renames) `member` in `room` for every node.
+    pub(crate) fn seat(
+        &self,
+        room: &RoomName,
+        member: &Member,
+        rename: bool,
+    ) -> impl Future<Output = RedisResult<()>> + 'static {
+        let json = serde_json::to_string(member).expect("members always serialise");
+        let (this, room, id) = (self.clone(), room.clone(), member.id.clone());
+        async move {
+            let mut connection = this.connection.clone();
+            let _: u8 = this
+                .scripts
+                .join
+                .arg(&*this.node)
+                .arg(room.as_str())
+                .arg(id)
+                .arg(json)
+                .arg(if rename { "rename" } else { "join" })
+                .invoke_async(&mut connection)
+                .await?;
+            Ok(())
+        }
+    }
+
+    /// Takes member `id` out of `room` for every node.
+    pub(crate) fn unseat(
+        &self,
+        room: &RoomName,
+        id: &str,
+    ) -> impl Future<Output = RedisResult<()>> + 'static {
+        let (this, room, id) = (self.clone(), room.clone(), id.to_owned());
+        async move {
+            let mut connection = this.connection.clone();
+            let _: u8 = this
+                .scripts
+                .leave
+                .arg(&*this.node)
+                .arg(room.as_str())
+                .arg(id)
+                .invoke_async(&mut connection)
+                .await?;
+            Ok(())
+        }
+    }
+
+    /// Tells every node that `member` is typing in `room`.
+    pub(crate) fn typing(
+        &self,
+        room: &RoomName,
+        member: &Member,
+    ) -> impl Future<Output = RedisResult<()>> + 'static {
+        let json = serde_json::to_string(member).expect("members always serialise");
+        let (this, room) = (self.clone(), room.clone());
+        async move {
+            let mut connection = this.connection.clone();
+            let _: u8 = this
+                .scripts
+                .typing
+                .arg(&*this.node)
+                .arg(room.as_str())
+                .arg(json)
+                .invoke_async(&mut connection)
+                .await?;
+            Ok(())
+        }
+    }
+
+    /// Reads `room`: last id, epoch, the newest `limit` messages, members.
+    pub(crate) fn load(
+        &self,
+        room: &RoomName,
+        limit: usize,
+    ) -> impl Future<Output = RedisResult<Snapshot>> + 'static {
+        let (this, room) = (self.clone(), room.clone());
+        async move {
+            type Raw = (u64, u64, String, Vec<String>, Vec<String>);
+            let mut connection = this.connection.clone();
+            let (seq, last_id, epoch, messages, members): Raw = this
+                .scripts
+                .load
+                .arg(room.as_str())
+                .arg(limit.max(1))
+                .arg(fresh_epoch())
+                .invoke_async(&mut connection)
+                .await?;
+            Ok(Snapshot {
+                seq,
+                last_id,
+                epoch,
+                messages: parse_all(&messages),
+                members: parse_all(&members),
+            })
+        }
+    }
+
+    /// Reads every room with members.
+    pub(crate) fn directory(
+        &self,
+    ) -> impl Future<Output = RedisResult<DirectorySnapshot>> + 'static {
+        let this = self.clone();
+        async move {
+            let mut connection = this.connection.clone();
+            let (seq, rooms): (u64, Vec<(String, usize, u64)>) = this
+                .scripts
+                .directory
+                .prepare_invoke()
+                .invoke_async(&mut connection)
+                .await?;
+            Ok(DirectorySnapshot { seq, rooms })
+        }
+    }
+
+    /// Says this node is alive; with `reap`, removes the nodes silent for
+    /// [`NODE_TIMEOUT`].
+    pub(crate) fn heartbeat(
+        &self,
+        reap: bool,
+    ) -> impl Future<Output = RedisResult<Beat>> + 'static {
+        let timeout = u64::try_from(NODE_TIMEOUT.as_millis()).unwrap_or(u64::MAX);
+        let this = self.clone();
+        async move {
+            let mut connection = this.connection.clone();
+            let (known, nodes, reaped): (u8, usize, usize) = this
+                .scripts
+                .heartbeat
+                .arg(&*this.node)
+                .arg(timeout)
+                .arg(if reap { "1" } else { "0" })
+                .invoke_async(&mut connection)
+                .await?;
+            Ok(Beat {
+                known: known == 1,
+                nodes,
+                reaped,
+            })
+        }
+    }
+
+    /// This node stops: its members leave every room now.
+    pub(crate) async fn depart(&self) -> RedisResult<()> {
+        let mut connection = self.connection.clone();
+        let _: u8 = self
+            .scripts
+            .depart
+            .arg(&*self.node)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    /// One page of `room`'s history (docs/protocol.md, rule 13).
+    pub(crate) async fn page(
+        &self,
+        room: &RoomName,
+        query: PageQuery,
+    ) -> RedisResult<Vec<ChatMessage>> {
+        let bound = |id: Option<u64>| id.map(|id| id.to_string()).unwrap_or_default();
+        let mut connection = self.connection.clone();
+        let raw: Vec<String> = self
+            .scripts
+            .page
+            .arg(room.as_str())
+            .arg(bound(query.after))
+            .arg(bound(query.before))
+            .arg(query.limit.max(1))
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(parse_all(&raw))
+    }
+
+    /// `room`'s members on every node, by name.
+    pub(crate) async fn members(&self, room: &RoomName) -> RedisResult<Vec<Member>> {
+        let mut connection = self.connection.clone();
+        let raw: Vec<String> = self
+            .scripts
+            .members
+            .arg(room.as_str())
+            .invoke_async(&mut connection)
+            .await?;
+        let mut members: Vec<Member> = parse_all(&raw);
+        members.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        Ok(members)
+    }
+
+    /// A client for the subscription (a connection of its own).
+    pub(crate) fn client(&self) -> Client {
+        self.client.clone()
+    }
+}
+
+/// Parses JSON values written by this module's scripts; one that does not
+/// parse (a foreign writer) is skipped and logged.
+fn parse_all<T: serde::de::DeserializeOwned>(raw: &[String]) -> Vec<T> {
+    raw.iter()
+        .filter_map(|json| match serde_json::from_str(json) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                tracing::error!(error = %error, "skipping a value Redis holds that does not parse");
+                None
+            }
+        })
+        .collect()
+}
+
+/// A new random epoch, used if the room has none yet.
+fn fresh_epoch() -> String {
+    format!("{:016x}", fastrand::u64(..))
+}
+
+/// The URL the client opens: with `insecure`, a `rediss://` URL accepts a
+/// certificate that does not verify (the client's `#insecure` fragment).
+fn connection_url(url: &str, insecure: bool) -> String {
+    if insecure && url.starts_with("rediss://") && !url.contains('#') {
+        format!("{url}#insecure")
+    } else {
+        url.to_owned()
+    }
+}
+
+/// `url` with the password of its user information replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let user_info = &rest[..at];
+    let hidden = match user_info.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{}{hidden}{}", &url[..scheme_end], &rest[at..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("redis://:hunter2@127.0.0.1:6390"),
+            "redis://:***@127.0.0.1:6390"
+        );
+        assert_eq!(
+            redact("rediss://user:p@ss@host:1/0"),
+            "rediss://user:***@host:1/0"
+        );
+        assert_eq!(
+            redact("redis://127.0.0.1:6390/0"),
+            "redis://127.0.0.1:6390/0"
+        );
+        assert_eq!(redact("redis://onlysecret@host"), "redis://***@host");
+    }
+
+    #[test]
+    fn insecure_tls_is_a_fragment_on_rediss_only() {
+        assert_eq!(
+            connection_url("rediss://h:1", true),
+            "rediss://h:1#insecure"
+        );
+        assert_eq!(connection_url("rediss://h:1", false), "rediss://h:1");
+        assert_eq!(connection_url("redis://h:1", true), "redis://h:1");
+    }
+}
