@@ -238,6 +238,30 @@ impl Registry {
         reached
     }
 
+    /// As [`Registry::broadcast`], skipping every session in `skip`.
+    fn broadcast_skipping(
+        &mut self,
+        room: &RoomName,
+        text: &ByteString,
+        skip: &HashSet<SessionId>,
+    ) -> usize {
+        let Some(room) = self.rooms.get(room) else {
+            return 0;
+        };
+        let mut reached = 0;
+        for (id, seat) in &room.seats {
+            if skip.contains(id) {
+                continue;
+            }
+            match seat.outbox.push_text(text.clone()) {
+                Ok(()) => reached += 1,
+                Err(NotQueued::Full) => self.slow.push(*id),
+                Err(NotQueued::Closing) => {}
+            }
+        }
+        reached
+    }
+
     /// Tells `room`'s members (but `except`) that `member` joined, left or
     /// was renamed, with the room's member count after the change.
     fn announce(

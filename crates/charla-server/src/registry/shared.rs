@@ -245,7 +245,7 @@ impl Registry {
             .and_then(|s| s.views.get(&room))
             .is_some_and(|v| v.ready && !v.reading);
         if ready {
-            self.answer_join(&room, waiting);
+            self.answer_joins(&room, vec![waiting]);
             return;
         }
         waiting.fence = self.fence(session);
@@ -261,62 +261,71 @@ impl Registry {
         }
     }
 
-    /// Sends `joined` from the view; a newcomer is then announced here and
-    /// published for the other nodes.
-    fn answer_join(&mut self, room: &RoomName, waiting: Waiting) {
-        let Waiting {
-            session,
-            after,
-            epoch,
-            fence,
-            newly,
-        } = waiting;
-        let seated = self
-            .sessions
-            .get(&session)
-            .is_some_and(|s| s.rooms.contains(room));
-        let member = self.member(session);
-        if newly
-            && seated
-            && let (Some(member), Some(view)) = (
-                member.clone(),
-                self.shared.as_mut().and_then(|s| s.views.get_mut(room)),
-            )
-        {
-            view.members.insert(member.id.clone(), member);
+    /// Sends `joined` to each of `waiting` from the view; newcomers are put
+    /// in the view first (so every joiner's `joined` lists the others), then
+    /// announced to the members who were there before, and published for
+    /// the other nodes. Answers the newcomers' sessions.
+    fn answer_joins(&mut self, room: &RoomName, waiting: Vec<Waiting>) -> HashSet<SessionId> {
+        let mut newcomers = Vec::new();
+        for join in &waiting {
+            let seated = self
+                .sessions
+                .get(&join.session)
+                .is_some_and(|s| s.rooms.contains(room));
+            if join.newly
+                && seated
+                && let Some(member) = self.member(join.session)
+            {
+                newcomers.push((join.session, member));
+            }
+        }
+        if let Some(view) = self.shared.as_mut().and_then(|s| s.views.get_mut(room)) {
+            for (_, member) in &newcomers {
+                view.members.insert(member.id.clone(), member.clone());
+            }
         }
         let join_history = self.config.join_history;
-        let Some(log) = self.store.loaded(room) else {
-            if let Some(fence) = fence {
-                self.fill(session, fence, Vec::new());
-            }
-            return;
-        };
-        let Since { messages, complete } = match after {
-            Some(after) => log.since(after, epoch.as_deref(), join_history),
-            None => Since {
-                messages: log.recent(join_history),
-                complete: true,
-            },
-        };
-        let joined = ServerMessage::Joined {
-            room: room.as_str().to_owned(),
-            epoch: log.epoch.to_string(),
-            members: self.shared_members(room).unwrap_or_default(),
-            history: messages,
-            complete,
-        };
-        self.deliver(session, &joined, fence);
-        if newly
-            && seated
-            && let Some(member) = member
-        {
+        let members = self.shared_members(room).unwrap_or_default();
+        for join in waiting {
+            let Some(log) = self.store.loaded(room) else {
+                if let Some(fence) = join.fence {
+                    self.fill(join.session, fence, Vec::new());
+                }
+                continue;
+            };
+            let Since { messages, complete } = match join.after {
+                Some(after) => log.since(after, join.epoch.as_deref(), join_history),
+                None => Since {
+                    messages: log.recent(join_history),
+                    complete: true,
+                },
+            };
+            let joined = ServerMessage::Joined {
+                room: room.as_str().to_owned(),
+                epoch: log.epoch.to_string(),
+                members: members.clone(),
+                history: messages,
+                complete,
+            };
+            self.deliver(join.session, &joined, join.fence);
+        }
+        let sessions: HashSet<SessionId> = newcomers.iter().map(|(session, _)| *session).collect();
+        if !newcomers.is_empty() {
             self.directory.set_members(room, self.room_count(room));
+        }
+        for (_, member) in newcomers {
             if let Some(shared) = &self.shared {
                 shared.call(shared.cluster.seat(room, &member, false).map(Outcome::Done));
             }
-            self.announce(room, PresenceEvent::Join, member, Some(session));
+            let presence = ServerMessage::Presence {
+                room: room.as_str().to_owned(),
+                event: PresenceEvent::Join,
+                member,
+                count: self.room_count(room),
+            };
+            self.broadcast_skipping(room, &presence.to_json().into(), &sessions);
         }
+        sessions
     }
 
     /// A member of this node left `room`: tells Redis; answers whether the
@@ -630,14 +639,21 @@ impl Registry {
         for member in &lost {
             shared.call(shared.cluster.seat(&room, member, false).map(Outcome::Done));
         }
-        // The log: kept and extended when it is the same sequence.
+        // The log: kept and extended when it is the same sequence; what this
+        // node's members missed goes to them once the joiners have their
+        // `joined` (which already holds it).
         let same = self
             .store
             .loaded(&room)
             .is_some_and(|log| *log.epoch == *snapshot.epoch && log.last_id() <= snapshot.last_id);
+        let mut missed = Vec::new();
         if same {
             for message in snapshot.messages {
-                self.deliver_shared(&room, message, ctx);
+                let id = message.id;
+                let text = charla_protocol::server::message_event_json(&message);
+                if self.store.append(&room, message) {
+                    missed.push((id, ByteString::from(text)));
+                }
             }
         } else {
             let log = RoomLog::new(
@@ -648,6 +664,14 @@ impl Registry {
             );
             self.store.install(&room, log);
         }
+        let last_id = self.store.loaded(&room).map_or(0, RoomLog::last_id);
+        self.directory.set_last_id(&room, last_id);
+        self.directory.set_members(&room, self.room_count(&room));
+        let newcomers = self.answer_joins(&room, waiting);
+        for (_, text) in &missed {
+            let reached = self.broadcast_skipping(&room, text, &newcomers);
+            self.metrics.message_delivered(reached);
+        }
         if was_ready {
             let now: HashMap<String, Member> = self
                 .shared
@@ -655,26 +679,33 @@ impl Registry {
                 .and_then(|s| s.views.get(&room))
                 .map(|v| v.members.clone())
                 .unwrap_or_default();
+            let mut changes = Vec::new();
             for (id, member) in &old_members {
                 if !now.contains_key(id) {
-                    self.announce(&room, PresenceEvent::Leave, member.clone(), None);
+                    changes.push((PresenceEvent::Leave, member.clone()));
                 }
             }
             for (id, member) in &now {
                 match old_members.get(id) {
-                    None => self.announce(&room, PresenceEvent::Join, member.clone(), None),
-                    Some(old) if old.name != member.name => {
-                        self.announce(&room, PresenceEvent::Rename, member.clone(), None);
+                    None if !newcomers.iter().any(|s| s.to_string() == *id) => {
+                        changes.push((PresenceEvent::Join, member.clone()));
                     }
-                    Some(_) => {}
+                    Some(old) if old.name != member.name => {
+                        changes.push((PresenceEvent::Rename, member.clone()));
+                    }
+                    _ => {}
                 }
             }
-        }
-        let last_id = self.store.loaded(&room).map_or(0, RoomLog::last_id);
-        self.directory.set_last_id(&room, last_id);
-        self.directory.set_members(&room, self.room_count(&room));
-        for waiting in waiting {
-            self.answer_join(&room, waiting);
+            let count = self.room_count(&room);
+            for (event, member) in changes {
+                let presence = ServerMessage::Presence {
+                    room: room.as_str().to_owned(),
+                    event,
+                    member,
+                    count,
+                };
+                self.broadcast_skipping(&room, &presence.to_json().into(), &newcomers);
+            }
         }
         for event in buffered {
             if event.seq > snapshot.seq {
