@@ -18,6 +18,9 @@
 //!   the `ref` window) and the engine behind it: the SQLite
 //!   [`store::database`] written by the [`store::journal`]'s thread, or
 //!   memory only.
+//! - [`cluster`]: the Redis engine (`CHARLA_REDIS_URL`): what Redis holds,
+//!   its Lua scripts, the ordered pipeline of calls and the event
+//!   subscription; the registry's side is `registry/shared.rs`.
 //! - [`directory`]: the room directory snapshot read by HTTP.
 //! - [`api`]: the JSON HTTP API, `/healthz` and `/metrics`.
 //! - [`pages`]: the browser's routes: lobby, room pages, embedded assets,
@@ -33,6 +36,8 @@
 //! | ids, recent history, `ref` window of rooms in memory | the [`store::Store`]'s room logs, owned by the registry | `join`, resume and the room page are answered from memory; ids are assigned in one place |
 //! | every room's stored history, last id and `ref` window | the SQLite file, written only by the writer thread ([`store::journal`]) | survives restarts and evictions; the registry never waits on the disk |
 //! | messages waiting to be stored, answers held behind them | the registry (its pending queue and each session's fences) | a message is acknowledged and broadcast only once stored, and a session's answers keep its request order |
+//! | with Redis: every room's ids, history, `ref` window, members on every node, the directory, node heartbeats | Redis, changed only by [`cluster`]'s Lua scripts, each atomic and publishing one numbered event | nodes share one order per room; a node that missed events reads snapshots again |
+//! | with Redis: the rooms this node has members in (their log window and members on every node) | the registry's views (`registry/shared.rs`) | `join`, resume and presence are answered from memory; Redis is read once per room and kept current by events |
 //! | room member counts and last ids | [`directory::Directory`] (a `DashMap`), written by the registry | `/api/rooms`, the lobby and `/metrics` read it without a round trip through the registry's mailbox |
 //! | frames waiting for a client | each session's bounded [`outbox::Outbox`] | the registry never waits on a socket; a full queue is the slow-consumer signal |
 //! | last frame heard, heartbeat timer | the session actor | per connection, no one else needs it |
@@ -51,10 +56,18 @@
 //! since it was evicted): one indexed read of its last `CHARLA_HISTORY`
 //! messages.
 //!
+//! With Redis the registry hands a `say` to a Lua script instead (the id,
+//! the `ref` check, storage and publication in one atomic step); the
+//! script's answer is the `ack`, and every node, this one included, delivers
+//! the message to its own members when its event arrives on the
+//! subscription.
+//!
 //! # Scaling out
 //!
-//! One process holds every room and its database file (a second process on
-//! the same file refuses to start). There is no cross-process delivery yet.
+//! With SQLite, one process holds every room and its database file (a
+//! second process on the same file refuses to start). With
+//! `CHARLA_REDIS_URL`, any number of processes on one Redis are one chat
+//! server: see [`cluster`] for what Redis holds and how nodes come and go.
 
 mod api;
 mod app;
