@@ -20,7 +20,7 @@
 //!   memory only.
 //! - [`cluster`]: the Redis engine (`CHARLA_REDIS_URL`): what Redis holds,
 //!   its Lua scripts, the ordered pipeline of calls and the event
-//!   subscription; the registry's side is `registry/shared.rs`.
+//!   subscription; the registry's side is `registry/shared/`.
 //! - [`directory`]: the room directory snapshot read by HTTP.
 //! - [`api`]: the JSON HTTP API, `/healthz` and `/metrics`.
 //! - [`pages`]: the browser's routes: lobby, room pages, embedded assets,
@@ -37,7 +37,7 @@
 //! | every room's stored history, last id and `ref` window | the SQLite file, written only by the writer thread ([`store::journal`]) | survives restarts and evictions; the registry never waits on the disk |
 //! | messages waiting to be stored, answers held behind them | the registry (its pending queue and each session's fences) | a message is acknowledged and broadcast only once stored, and a session's answers keep its request order |
 //! | with Redis: every room's ids, history, `ref` window, members on every node, the directory, node heartbeats | Redis, changed only by [`cluster`]'s Lua scripts, each atomic and publishing one numbered event | nodes share one order per room; a node that missed events reads snapshots again |
-//! | with Redis: the rooms this node has members in (their log window and members on every node) | the registry's views (`registry/shared.rs`) | `join`, resume and presence are answered from memory; Redis is read once per room and kept current by events |
+//! | with Redis: the rooms this node has members in (their log window and members on every node) | the registry's views (`registry/shared/`) | `join`, resume and presence are answered from memory; Redis is read once per room and kept current by events |
 //! | room member counts and last ids | [`directory::Directory`] (a `DashMap`), written by the registry | `/api/rooms`, the lobby and `/metrics` read it without a round trip through the registry's mailbox |
 //! | frames waiting for a client | each session's bounded [`outbox::Outbox`] | the registry never waits on a socket; a full queue is the slow-consumer signal |
 //! | last frame heard, heartbeat timer | the session actor | per connection, no one else needs it |
