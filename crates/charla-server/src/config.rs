@@ -241,8 +241,12 @@ impl Config {
     }
 
     /// Fills what platforms set under their own names: `REDIS_URL` when
-    /// neither `--redis-url` nor `CHARLA_REDIS_URL` is given.
+    /// neither `--redis-url` nor `CHARLA_REDIS_URL` is given (an empty
+    /// value, as a platform may set for an optional variable, is none).
     pub fn with_platform_fallbacks(mut self) -> Config {
+        if self.redis_url.as_deref().is_some_and(|url| url.trim().is_empty()) {
+            self.redis_url = None;
+        }
         if self.redis_url.is_none()
             && let Ok(url) = std::env::var("REDIS_URL")
             && !url.trim().is_empty()
