@@ -22,15 +22,27 @@ RUN cargo build --release --locked --package charla-server --bin charla \
 # Distroless: no shell, no package manager, glibc and libgcc only.
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 COPY --from=builder /app/target/release/charla /usr/local/bin/charla
-# History lives in a SQLite file under /data, owned by the runtime user (the
-# image has no shell to create it, so it is copied in). Mount a volume there
-# to keep history across container restarts.
+# Without Redis, history lives in a SQLite file under /data, owned by the
+# runtime user (the image has no shell to create it, so it is copied in).
+# Mount a volume there (`docker run -v charla-data:/data`) to keep history
+# across containers. There is no VOLUME instruction: Heroku does not support
+# one (its dyno filesystem is ephemeral), and with Redis /data is not used.
 COPY --from=builder --chown=65532:65532 /data /data
 # The distroless "nonroot" user, by number so the platform can verify it.
+# Heroku never runs a container with root privileges; there app.json points
+# CHARLA_DATABASE at /tmp, writable whatever user runs the container.
 USER 65532:65532
-# Platforms set PORT; 8080 is the default for a plain `docker run`.
+# Platforms set PORT (Heroku always does); 8080 is the default for a plain
+# `docker run`. EXPOSE documents that default for local runs only: Heroku
+# ignores it and routes to $PORT.
 ENV PORT=8080 \
     CHARLA_DATABASE=/data/charla.db
-VOLUME ["/data"]
 EXPOSE 8080
+# The image has no shell, so the binary is the ENTRYPOINT (exec form: it is
+# PID 1 and gets SIGTERM itself). Heroku requires a CMD and, with an
+# ENTRYPOINT set, hands the CMD to it as the argument (without an
+# ENTRYPOINT it would run the CMD with /bin/sh -c, which this image lacks).
+# `--` ends the options and sets nothing: every setting comes from the
+# environment. `docker run charla --help` replaces it as usual.
 ENTRYPOINT ["/usr/local/bin/charla"]
+CMD ["--"]
