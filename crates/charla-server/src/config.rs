@@ -244,7 +244,11 @@ impl Config {
     /// neither `--redis-url` nor `CHARLA_REDIS_URL` is given (an empty
     /// value, as a platform may set for an optional variable, is none).
     pub fn with_platform_fallbacks(mut self) -> Config {
-        if self.redis_url.as_deref().is_some_and(|url| url.trim().is_empty()) {
+        if self
+            .redis_url
+            .as_deref()
+            .is_some_and(|url| url.trim().is_empty())
+        {
             self.redis_url = None;
         }
         if self.redis_url.is_none()

@@ -113,13 +113,31 @@ pub(crate) struct Beat {
     pub(crate) reaped: usize,
 }
 
+/// One script call for the registry's [`link::Link`]: the command, and how
+/// its answer reads.
+pub(crate) struct Request<R> {
+    pub(crate) cmd: redis::Cmd,
+    pub(crate) parse: fn(redis::Value) -> RedisResult<R>,
+}
+
+impl<R> Request<R> {
+    fn new(cmd: redis::Cmd, parse: fn(redis::Value) -> RedisResult<R>) -> Request<R> {
+        Request { cmd, parse }
+    }
+}
+
+/// A script answer that carries nothing but success.
+fn done(_: redis::Value) -> RedisResult<()> {
+    Ok(())
+}
+
 /// A node's handle on the shared Redis. Cheap to clone: every clone uses
 /// the same multiplexed, self-reconnecting connection.
 #[derive(Clone)]
 pub(crate) struct Cluster {
     node: Arc<str>,
     client: Client,
-    connection: ConnectionManager,
+    pub(crate) connection: ConnectionManager,
     scripts: Arc<Scripts>,
     history: usize,
     ref_window: u64,
@@ -157,14 +175,56 @@ impl Cluster {
             .query_async(&mut connection)
             .await
             .map_err(|error| fail(error.to_string()))?;
-        Ok(Cluster {
+        let cluster = Cluster {
             node: Arc::from(format!("{:016x}", fastrand::u64(..))),
             client,
             connection,
             scripts: Arc::new(Scripts::new()),
             history: config.history,
             ref_window,
-        })
+        };
+        cluster
+            .load_scripts()
+            .await
+            .map_err(|error| fail(error.to_string()))?;
+        Ok(cluster)
+    }
+
+    /// Runs one script call; on `NOSCRIPT` (Redis forgot the scripts) loads
+    /// them again, and resends the call only if `resend` (calls that do not
+    /// change state: see [`scripts`]).
+    async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: redis::Cmd,
+        resend: bool,
+    ) -> RedisResult<T> {
+        let mut connection = self.connection.clone();
+        match cmd.query_async(&mut connection).await {
+            Err(error)
+                if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+            {
+                self.load_scripts().await?;
+                if resend {
+                    cmd.query_async(&mut connection).await
+                } else {
+                    Err(error)
+                }
+            }
+            answer => answer,
+        }
+    }
+
+    /// Loads every script into Redis (`SCRIPT LOAD`).
+    pub(crate) async fn load_scripts(&self) -> RedisResult<()> {
+        let mut connection = self.connection.clone();
+        for lua in self.scripts.all() {
+            let _: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(&lua.source)
+                .query_async(&mut connection)
+                .await?;
+        }
+        Ok(())
     }
 
     /// This node's name in Redis (random per process).
@@ -179,113 +239,55 @@ impl Cluster {
         room: &RoomName,
         body: String,
         reference: Option<&str>,
-    ) -> impl Future<Output = RedisResult<(u64, bool)>> + 'static {
-        let (this, room) = (self.clone(), room.clone());
-        let reference = reference.unwrap_or("").to_owned();
-        async move {
-            let mut connection = this.connection.clone();
-            let (id, new): (u64, u8) = this
-                .scripts
-                .say
-                .arg(&*this.node)
-                .arg(room.as_str())
-                .arg(reference)
-                .arg(body)
-                .arg(this.history)
-                .arg(this.ref_window)
-                .arg(fresh_epoch())
-                .invoke_async(&mut connection)
-                .await?;
+    ) -> Request<(u64, bool)> {
+        let mut cmd = self.scripts.say.call();
+        cmd.arg(&*self.node)
+            .arg(room.as_str())
+            .arg(reference.unwrap_or(""))
+            .arg(body)
+            .arg(self.history)
+            .arg(self.ref_window)
+            .arg(fresh_epoch());
+        Request::new(cmd, |value| {
+            let (id, new): (u64, u8) = redis::from_redis_value(value)?;
             Ok((id, new == 1))
-        }
+        })
     }
 
     /// Seats (`rename`: renames) `member` in `room` for every node.
-    pub(crate) fn seat(
-        &self,
-        room: &RoomName,
-        member: &Member,
-        rename: bool,
-    ) -> impl Future<Output = RedisResult<()>> + 'static {
+    pub(crate) fn seat(&self, room: &RoomName, member: &Member, rename: bool) -> Request<()> {
         let json = serde_json::to_string(member).expect("members always serialise");
-        let (this, room, id) = (self.clone(), room.clone(), member.id.clone());
-        async move {
-            let mut connection = this.connection.clone();
-            let _: u8 = this
-                .scripts
-                .join
-                .arg(&*this.node)
-                .arg(room.as_str())
-                .arg(id)
-                .arg(json)
-                .arg(if rename { "rename" } else { "join" })
-                .invoke_async(&mut connection)
-                .await?;
-            Ok(())
-        }
+        let mut cmd = self.scripts.join.call();
+        cmd.arg(&*self.node)
+            .arg(room.as_str())
+            .arg(&member.id)
+            .arg(json)
+            .arg(if rename { "rename" } else { "join" });
+        Request::new(cmd, done)
     }
 
     /// Takes member `id` out of `room` for every node.
-    pub(crate) fn unseat(
-        &self,
-        room: &RoomName,
-        id: &str,
-    ) -> impl Future<Output = RedisResult<()>> + 'static {
-        let (this, room, id) = (self.clone(), room.clone(), id.to_owned());
-        async move {
-            let mut connection = this.connection.clone();
-            let _: u8 = this
-                .scripts
-                .leave
-                .arg(&*this.node)
-                .arg(room.as_str())
-                .arg(id)
-                .invoke_async(&mut connection)
-                .await?;
-            Ok(())
-        }
+    pub(crate) fn unseat(&self, room: &RoomName, id: &str) -> Request<()> {
+        let mut cmd = self.scripts.leave.call();
+        cmd.arg(&*self.node).arg(room.as_str()).arg(id);
+        Request::new(cmd, done)
     }
 
     /// Tells every node that `member` is typing in `room`.
-    pub(crate) fn typing(
-        &self,
-        room: &RoomName,
-        member: &Member,
-    ) -> impl Future<Output = RedisResult<()>> + 'static {
+    pub(crate) fn typing(&self, room: &RoomName, member: &Member) -> Request<()> {
         let json = serde_json::to_string(member).expect("members always serialise");
-        let (this, room) = (self.clone(), room.clone());
-        async move {
-            let mut connection = this.connection.clone();
-            let _: u8 = this
-                .scripts
-                .typing
-                .arg(&*this.node)
-                .arg(room.as_str())
-                .arg(json)
-                .invoke_async(&mut connection)
-                .await?;
-            Ok(())
-        }
+        let mut cmd = self.scripts.typing.call();
+        cmd.arg(&*self.node).arg(room.as_str()).arg(json);
+        Request::new(cmd, done)
     }
 
     /// Reads `room`: last id, epoch, the newest `limit` messages, members.
-    pub(crate) fn load(
-        &self,
-        room: &RoomName,
-        limit: usize,
-    ) -> impl Future<Output = RedisResult<Snapshot>> + 'static {
-        let (this, room) = (self.clone(), room.clone());
-        async move {
+    pub(crate) fn load(&self, room: &RoomName, limit: usize) -> Request<Snapshot> {
+        let mut cmd = self.scripts.load.call();
+        cmd.arg(room.as_str()).arg(limit.max(1)).arg(fresh_epoch());
+        Request::new(cmd, |value| {
             type Raw = (u64, u64, String, Vec<String>, Vec<String>);
-            let mut connection = this.connection.clone();
-            let (seq, last_id, epoch, messages, members): Raw = this
-                .scripts
-                .load
-                .arg(room.as_str())
-                .arg(limit.max(1))
-                .arg(fresh_epoch())
-                .invoke_async(&mut connection)
-                .await?;
+            let (seq, last_id, epoch, messages, members): Raw = redis::from_redis_value(value)?;
             Ok(Snapshot {
                 seq,
                 last_id,
@@ -293,60 +295,39 @@ impl Cluster {
                 messages: parse_all(&messages),
                 members: parse_all(&members),
             })
-        }
+        })
     }
 
     /// Reads every room with members.
-    pub(crate) fn directory(
-        &self,
-    ) -> impl Future<Output = RedisResult<DirectorySnapshot>> + 'static {
-        let this = self.clone();
-        async move {
-            let mut connection = this.connection.clone();
-            let (seq, rooms): (u64, Vec<(String, usize, u64)>) = this
-                .scripts
-                .directory
-                .prepare_invoke()
-                .invoke_async(&mut connection)
-                .await?;
+    pub(crate) fn directory(&self) -> Request<DirectorySnapshot> {
+        Request::new(self.scripts.directory.call(), |value| {
+            let (seq, rooms): (u64, Vec<(String, usize, u64)>) = redis::from_redis_value(value)?;
             Ok(DirectorySnapshot { seq, rooms })
-        }
+        })
     }
 
     /// Says this node is alive; with `reap`, removes the nodes silent for
     /// [`NODE_TIMEOUT`].
-    pub(crate) fn heartbeat(
-        &self,
-        reap: bool,
-    ) -> impl Future<Output = RedisResult<Beat>> + 'static {
+    pub(crate) fn heartbeat(&self, reap: bool) -> Request<Beat> {
         let timeout = u64::try_from(NODE_TIMEOUT.as_millis()).unwrap_or(u64::MAX);
-        let this = self.clone();
-        async move {
-            let mut connection = this.connection.clone();
-            let (known, nodes, reaped): (u8, usize, usize) = this
-                .scripts
-                .heartbeat
-                .arg(&*this.node)
-                .arg(timeout)
-                .arg(if reap { "1" } else { "0" })
-                .invoke_async(&mut connection)
-                .await?;
+        let mut cmd = self.scripts.heartbeat.call();
+        cmd.arg(&*self.node)
+            .arg(timeout)
+            .arg(if reap { "1" } else { "0" });
+        Request::new(cmd, |value| {
+            let (known, nodes, reaped): (u8, usize, usize) = redis::from_redis_value(value)?;
             Ok(Beat {
                 known: known == 1,
                 nodes,
                 reaped,
             })
-        }
+        })
     }
 
     /// This node stops: its members leave every room now.
     pub(crate) async fn depart(&self) -> RedisResult<()> {
-        let mut connection = self.connection.clone();
         let _: u8 = self
-            .scripts
-            .depart
-            .arg(&*self.node)
-            .invoke_async(&mut connection)
+            .query(self.scripts.depart.call().arg(&*self.node).clone(), true)
             .await?;
         Ok(())
     }
@@ -358,27 +339,26 @@ impl Cluster {
         query: PageQuery,
     ) -> RedisResult<Vec<ChatMessage>> {
         let bound = |id: Option<u64>| id.map(|id| id.to_string()).unwrap_or_default();
-        let mut connection = self.connection.clone();
         let raw: Vec<String> = self
-            .scripts
-            .page
-            .arg(room.as_str())
-            .arg(bound(query.after))
-            .arg(bound(query.before))
-            .arg(query.limit.max(1))
-            .invoke_async(&mut connection)
+            .query(
+                self.scripts
+                    .page
+                    .call()
+                    .arg(room.as_str())
+                    .arg(bound(query.after))
+                    .arg(bound(query.before))
+                    .arg(query.limit.max(1))
+                    .clone(),
+                true,
+            )
             .await?;
         Ok(parse_all(&raw))
     }
 
     /// `room`'s members on every node, by name.
     pub(crate) async fn members(&self, room: &RoomName) -> RedisResult<Vec<Member>> {
-        let mut connection = self.connection.clone();
         let raw: Vec<String> = self
-            .scripts
-            .members
-            .arg(room.as_str())
-            .invoke_async(&mut connection)
+            .query(self.scripts.members.call().arg(room.as_str()).clone(), true)
             .await?;
         let mut members: Vec<Member> = parse_all(&raw);
         members.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));

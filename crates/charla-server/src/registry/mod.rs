@@ -134,6 +134,8 @@ pub(crate) struct Registry {
     generation: u64,
     /// The last [`FenceId`] handed out.
     next_fence: FenceId,
+    /// Sessions with answers held behind a fence (see [`publish`]).
+    fenced: HashSet<SessionId>,
     /// The Redis engine's state, when rooms are shared with other nodes.
     shared: Option<Shared>,
     shutting_down: bool,
@@ -162,6 +164,7 @@ impl Registry {
             pending: VecDeque::new(),
             generation: 0,
             next_fence: 0,
+            fenced: HashSet::new(),
             shared,
             shutting_down: false,
             drained: Vec::new(),
@@ -390,6 +393,7 @@ impl Registry {
         }
         self.sessions.remove(&session);
         self.watchers.remove(&session);
+        self.fenced.remove(&session);
         if self.shutting_down && self.sessions.is_empty() {
             for drained in self.drained.drain(..) {
                 let _ = drained.send(());

@@ -61,6 +61,7 @@ impl Registry {
     /// now in progress takes the fence's place.
     pub(super) fn fence(&mut self, session: SessionId) -> Option<FenceId> {
         let state = self.sessions.get_mut(&session)?;
+        self.fenced.insert(session);
         self.next_fence += 1;
         state.held.push_back(Held::Fence(self.next_fence));
         Some(self.next_fence)
@@ -92,6 +93,9 @@ impl Registry {
                 self.slow.push(session);
                 return;
             }
+        }
+        if state.held.is_empty() {
+            self.fenced.remove(&session);
         }
     }
 

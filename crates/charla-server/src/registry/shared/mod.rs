@@ -27,9 +27,10 @@ use super::rooms::Seat;
 use super::*;
 use crate::cluster::events::{Body, Event, Subscribed};
 use crate::cluster::link::Link;
-use crate::cluster::{Beat, Cluster, DirectorySnapshot, HEARTBEAT, NODE_TIMEOUT, Snapshot};
+use crate::cluster::{
+    Beat, Cluster, DirectorySnapshot, HEARTBEAT, NODE_TIMEOUT, Request, Snapshot,
+};
 use crate::store::Since;
-use futures_util::FutureExt;
 use redis::RedisResult;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -41,6 +42,8 @@ pub(crate) enum Outcome {
     Loaded(RoomName, RedisResult<Snapshot>),
     Directory(RedisResult<DirectorySnapshot>),
     Beat(RedisResult<Beat>),
+    /// A member of this node left a room (its id) in Redis, or not.
+    Unseated(RoomName, String, RedisResult<()>),
     Done(RedisResult<()>),
 }
 
@@ -97,12 +100,15 @@ pub(crate) struct Shared {
     /// node has had time to beat again.
     steady_since: Option<Instant>,
     health: Arc<AtomicBool>,
+    /// Members of this node that left a room here while Redis could not
+    /// be told: removed from Redis when it answers again.
+    ghosts: Vec<(RoomName, String)>,
 }
 
 impl Shared {
     /// Tells the other nodes that `member` is typing in `room`.
     pub(super) fn typing(&self, room: &RoomName, member: &Member) {
-        self.call(self.cluster.typing(room, member).map(Outcome::Done));
+        self.call(self.cluster.typing(room, member), Outcome::Done);
     }
 
     pub(crate) fn new(cluster: Cluster, health: Arc<AtomicBool>) -> Shared {
@@ -119,12 +125,24 @@ impl Shared {
             failing: false,
             steady_since: None,
             health,
+            ghosts: Vec::new(),
         }
     }
 
-    fn call(&self, call: impl Future<Output = Outcome> + Send + 'static) {
+    /// Takes member `id` of this node out of `room` in Redis.
+    fn unseat(&self, room: &RoomName, id: &str) {
+        let (room, id) = (room.clone(), id.to_owned());
+        let unseat = self.cluster.unseat(&room, &id);
+        self.call(unseat, move |done| Outcome::Unseated(room, id, done));
+    }
+
+    fn call<R: 'static>(
+        &self,
+        request: Request<R>,
+        wrap: impl FnOnce(RedisResult<R>) -> Outcome + Send + 'static,
+    ) {
         if let Some(link) = &self.link {
-            link.call(call.boxed());
+            link.call(request, wrap);
         }
     }
 
@@ -154,11 +172,6 @@ struct Unnumbered<'a> {
     at: u64,
 }
 
-/// The session a member id of this node names.
-fn session_of(member: &Member) -> Option<SessionId> {
-    u64::from_str_radix(&member.id, 16).ok().map(SessionId)
-}
-
 impl Registry {
     /// Starts the pipeline, the subscription and the heartbeat.
     pub(super) fn start_shared(&mut self, ctx: &mut Context<Self>) {
@@ -166,7 +179,9 @@ impl Registry {
             return;
         };
         let address = ctx.address();
-        shared.link = Some(Link::start(move |outcome| address.do_send(outcome)));
+        shared.link = Some(Link::start(shared.cluster.clone(), move |outcome| {
+            address.do_send(outcome);
+        }));
         crate::cluster::events::start(
             shared.cluster.client(),
             ctx.address().recipient(),
@@ -184,7 +199,12 @@ impl Registry {
             .steady_since
             .is_some_and(|since| since.elapsed() >= NODE_TIMEOUT);
         let beat = shared.cluster.heartbeat(reap);
-        shared.call(beat.map(Outcome::Beat));
+        shared.call(beat, Outcome::Beat);
+        if !shared.failing && shared.subscribed {
+            for (room, id) in std::mem::take(&mut shared.ghosts) {
+                shared.unseat(&room, &id);
+            }
+        }
         if shared.stale && shared.subscribed && shared.syncing.is_none() {
             self.resync(ctx);
         }
@@ -259,7 +279,7 @@ impl Registry {
         if !view.reading {
             view.reading = true;
             let load = shared.cluster.load(&room, self.config.history);
-            shared.call(load.map(move |snapshot| Outcome::Loaded(room, snapshot)));
+            shared.call(load, move |snapshot| Outcome::Loaded(room, snapshot));
         }
     }
 
@@ -317,7 +337,7 @@ impl Registry {
         }
         for (_, member) in newcomers {
             if let Some(shared) = &self.shared {
-                shared.call(shared.cluster.seat(room, &member, false).map(Outcome::Done));
+                shared.call(shared.cluster.seat(room, &member, false), Outcome::Done);
             }
             let presence = ServerMessage::Presence {
                 room: room.as_str().to_owned(),
@@ -341,7 +361,7 @@ impl Registry {
             .get_mut(room)
             .is_some_and(|view| view.members.remove(&member.id).is_some());
         if known {
-            shared.call(shared.cluster.unseat(room, &member.id).map(Outcome::Done));
+            shared.unseat(room, &member.id);
         }
         known
     }
@@ -358,7 +378,7 @@ impl Registry {
                 .and_then(|view| view.members.get_mut(&member.id))
             {
                 known.name.clone_from(&member.name);
-                shared.call(shared.cluster.seat(room, member, true).map(Outcome::Done));
+                shared.call(shared.cluster.seat(room, member, true), Outcome::Done);
             }
         }
     }
@@ -380,7 +400,7 @@ impl Registry {
             return;
         };
         let said = shared.cluster.say(room, body, draft.reference.as_deref());
-        shared.call(said.map(Outcome::Said));
+        shared.call(said, Outcome::Said);
         shared.saying.push_back(Saying {
             room: room.clone(),
             reply,

@@ -18,7 +18,7 @@ impl Registry {
         shared.stale = false;
         shared.syncing = Some(Vec::new());
         shared.last_seq = None;
-        shared.call(shared.cluster.directory().map(Outcome::Directory));
+        shared.call(shared.cluster.directory(), Outcome::Directory);
         let rooms: Vec<RoomName> = shared
             .views
             .iter()
@@ -30,7 +30,7 @@ impl Registry {
                 view.reading = true;
             }
             let load = shared.cluster.load(&room, history);
-            shared.call(load.map(move |snapshot| Outcome::Loaded(room, snapshot)));
+            shared.call(load, move |snapshot| Outcome::Loaded(room, snapshot));
         }
     }
 
@@ -103,8 +103,17 @@ impl Registry {
                 self.announce(&room, event, member, None);
                 self.directory_changed(ctx);
             }
-            Body::Leave { member, .. } if !ours => {
-                if view.members.remove(&member.id).is_some() {
+            // This node's own leaves are applied when they happen; one may
+            // still be in the view after a snapshot taken before Redis
+            // heard of it.
+            Body::Leave { member, .. } => {
+                let seated_here = ours
+                    && u64::from_str_radix(&member.id, 16).is_ok_and(|session| {
+                        self.rooms
+                            .get(&room)
+                            .is_some_and(|r| r.seats.contains_key(&SessionId(session)))
+                    });
+                if !seated_here && view.members.remove(&member.id).is_some() {
                     self.directory.set_members(&room, self.room_count(&room));
                     self.announce(&room, PresenceEvent::Leave, member, None);
                     self.directory_changed(ctx);
@@ -117,7 +126,7 @@ impl Registry {
                 };
                 self.broadcast(&room, &typing.to_json().into(), None);
             }
-            Body::Join { .. } | Body::Rename { .. } | Body::Leave { .. } | Body::Typing { .. } => {}
+            Body::Join { .. } | Body::Rename { .. } | Body::Typing { .. } => {}
         }
     }
 
@@ -135,37 +144,46 @@ impl Registry {
             return;
         }
         let id = message.id;
-        let sender = session_of(&message.from);
         let text = ByteString::from(charla_protocol::server::message_event_json(&message));
         self.store.append(room, message);
         self.rooms.touch(room);
         self.directory.set_last_id(room, id);
-        // The sender's own copy waits behind its fence if its `ack` has not
-        // gone out yet (rule 20).
-        let held_sender = sender.filter(|session| {
-            self.rooms
-                .get(room)
-                .is_some_and(|r| r.seats.contains_key(session))
-                && self
-                    .sessions
-                    .get(session)
-                    .is_some_and(|s| !s.held.is_empty())
-        });
-        if let Some(session) = held_sender
-            && let Some(state) = self.sessions.get_mut(&session)
-        {
-            // Right behind the newest fence, so that whichever fence is its
-            // `say`'s, the `ack` goes out first.
-            let place = state
-                .held
-                .iter()
-                .rposition(|held| matches!(held, Held::Fence(_)))
-                .map_or(state.held.len(), |fence| fence + 1);
-            state.held.insert(place, Held::Frame(text.clone()));
+        let reached = self.deliver_frame(room, &text, &HashSet::new());
+        self.metrics.message_delivered(reached);
+    }
+
+    /// Queues a message event for this node's members of `room` but
+    /// `skip`. A member with answers held (a `say` waiting for its `ack`, a
+    /// `join` for its room) gets it behind them, so it still gets its `ack`
+    /// before its own copy (rule 20) and every message in id order.
+    pub(super) fn deliver_frame(
+        &mut self,
+        room: &RoomName,
+        text: &ByteString,
+        skip: &HashSet<SessionId>,
+    ) -> usize {
+        if self.fenced.is_empty() {
+            return self.broadcast_skipping(room, text, skip);
         }
-        let reached = self.broadcast(room, &text, held_sender);
-        self.metrics
-            .message_delivered(reached + usize::from(held_sender.is_some()));
+        let fenced = std::mem::take(&mut self.fenced);
+        let mut reached = 0;
+        for session in &fenced {
+            let seated = self
+                .rooms
+                .get(room)
+                .is_some_and(|r| r.seats.contains_key(session));
+            if seated
+                && !skip.contains(session)
+                && let Some(state) = self.sessions.get_mut(session)
+            {
+                state.held.push_back(Held::Frame(text.clone()));
+                reached += 1;
+            }
+        }
+        let skipped: HashSet<SessionId> = skip.union(&fenced).copied().collect();
+        reached += self.broadcast_skipping(room, text, &skipped);
+        self.fenced = fenced;
+        reached
     }
 
     /// Marks a view as needing a new snapshot (the resync reads it).
@@ -228,6 +246,11 @@ impl Registry {
             .into_iter()
             .map(|member| (member.id.clone(), member))
             .collect();
+        for (ghost_room, id) in &shared.ghosts {
+            if *ghost_room == room {
+                view.members.remove(id);
+            }
+        }
         let waiting_sessions: HashSet<SessionId> = waiting.iter().map(|w| w.session).collect();
         // Members of this node that Redis lost (an outage, or this node was
         // given up for dead) are seated again.
@@ -249,7 +272,7 @@ impl Registry {
             }
         }
         for member in &lost {
-            shared.call(shared.cluster.seat(&room, member, false).map(Outcome::Done));
+            shared.call(shared.cluster.seat(&room, member, false), Outcome::Done);
         }
         // The log: kept and extended when it is the same sequence; what this
         // node's members missed goes to them once the joiners have their
@@ -281,7 +304,7 @@ impl Registry {
         self.directory.set_members(&room, self.room_count(&room));
         let newcomers = self.answer_joins(&room, waiting);
         for (_, text) in &missed {
-            let reached = self.broadcast_skipping(&room, text, &newcomers);
+            let reached = self.deliver_frame(&room, text, &newcomers);
             self.metrics.message_delivered(reached);
         }
         if was_ready {
@@ -446,6 +469,15 @@ impl Command for Outcome {
             Outcome::Loaded(room, snapshot) => registry.loaded(room, snapshot, ctx),
             Outcome::Directory(read) => registry.directory_read(read, ctx),
             Outcome::Beat(beat) => registry.beaten(beat, ctx),
+            Outcome::Unseated(room, id, done) => {
+                if let Some(shared) = &mut registry.shared {
+                    if let Err(error) = &done {
+                        tracing::warn!(error = %error, "Redis did not record a leave; trying again");
+                        shared.ghosts.push((room, id));
+                    }
+                    shared.answered(done.is_ok());
+                }
+            }
             Outcome::Done(done) => {
                 if let Some(shared) = &mut registry.shared {
                     if let Err(error) = &done {
