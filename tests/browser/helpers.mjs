@@ -2,7 +2,8 @@
 // server (target/release/charla, or $CHARLA_BIN) on 127.0.0.1 and a free
 // port, each with its own SQLite database in a fresh temporary directory
 // (never `charla.db` in the repository), waits for /healthz, and stops it by
-// PID; it launches Debian's
+// PID; it starts redis-servers of the tests' own the same way, for the
+// Redis engine (many Charla nodes on one Redis); it launches Debian's
 // Chromium (/usr/bin/chromium, never a downloaded browser) through
 // playwright-core; and it watches every page for Content-Security-Policy
 // violations and uncaught errors, which fail the test.
@@ -34,6 +35,8 @@ export const SCREENSHOT_DIR = process.env.UPDATE_SCREENSHOTS
 const STARTUP_TIMEOUT_MS = 15_000;
 /** Pause between two /healthz probes while the server starts. */
 const HEALTH_PROBE_INTERVAL_MS = 50;
+/** Longest wait for redis-server to answer PING after it was started. */
+const REDIS_STARTUP_TIMEOUT_MS = 10_000;
 /** Longest wait for the server to exit after SIGTERM (it drains in ≤ 7 s). */
 const STOP_TIMEOUT_MS = 15_000;
 /** Default wait for a DOM condition. */
@@ -52,7 +55,7 @@ export async function freePort() {
 
 /** Every server started by this test process, so none outlives it. */
 const running = new Set();
-/** Every temporary database directory not yet removed, likewise. */
+/** Every temporary directory (a database's, a Redis's) not yet removed, likewise. */
 const databaseDirs = new Set();
 process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
@@ -204,6 +207,90 @@ export class CharlaServer {
 
   async forgetDatabase() {
     if (this.ownsDatabase) await this.database.remove();
+  }
+}
+
+/**
+ * A `redis-server` of the test's own on 127.0.0.1 and a free port, its data
+ * in a fresh temporary directory, for `CharlaServer.start({ env:
+ * { CHARLA_REDIS_URL: redis.url } })`: every Charla started on it is one node
+ * of the same chat server. `stop()` ends it by its PID and removes the
+ * directory.
+ */
+export class RedisServer {
+  constructor(child, { port, dir }) {
+    this.process = child;
+    this.port = port;
+    this.dir = dir;
+    this.url = `redis://127.0.0.1:${port}`;
+    this.log = '';
+    this.failure = null;
+    this.exited = once(child, 'exit');
+    running.add(child);
+    this.exited.then(() => running.delete(child));
+    child.once('error', (error) => { this.failure = error; });
+    child.stdout.on('data', (chunk) => { this.log += chunk; });
+    child.stderr.on('data', (chunk) => { this.log += chunk; });
+  }
+
+  /** Starts one and resolves once it answers PING. */
+  static async start() {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'charla-redis-'));
+    databaseDirs.add(dir);
+    const port = await freePort();
+    const child = spawn('redis-server', [
+      '--port', String(port),
+      '--bind', '127.0.0.1',
+      '--save', '',
+      '--appendonly', 'yes',
+      '--appendfsync', 'always',
+      '--dir', dir,
+      '--daemonize', 'no',
+    ], { cwd: dir, env: { PATH: process.env.PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const redis = new RedisServer(child, { port, dir });
+    await redis.waitReady();
+    return redis;
+  }
+
+  get alive() {
+    return this.failure === null && this.process.exitCode === null && this.process.signalCode === null;
+  }
+
+  /** True when it answers PING with PONG (not while it loads its data). */
+  ping() {
+    return new Promise((resolve) => {
+      const socket = net.connect({ host: '127.0.0.1', port: this.port });
+      const done = (answer) => { socket.destroy(); resolve(answer); };
+      socket.setTimeout(1_000, () => done(false));
+      socket.once('error', () => done(false));
+      socket.once('connect', () => socket.write('PING\r\n'));
+      socket.once('data', (data) => done(data.toString().startsWith('+PONG')));
+    });
+  }
+
+  async waitReady() {
+    const attempts = Math.ceil(REDIS_STARTUP_TIMEOUT_MS / HEALTH_PROBE_INTERVAL_MS);
+    for (let attempt = 0; attempt < attempts && this.alive; attempt += 1) {
+      if (await this.ping()) return;
+      await new Promise((resolve) => { setTimeout(resolve, HEALTH_PROBE_INTERVAL_MS); });
+    }
+    const why = this.failure ? `${this.failure.message} (is Debian's redis-server installed?)` : this.log;
+    await this.stop();
+    throw new Error(`redis-server did not answer PING on port ${this.port}: ${why}`);
+  }
+
+  /** SIGTERM, then wait for the exit (SIGKILL if it lingers); removes its data. */
+  async stop() {
+    if (this.alive) {
+      this.process.kill('SIGTERM');
+      const timeout = new Promise((resolve) => { setTimeout(resolve, STOP_TIMEOUT_MS, 'timeout'); });
+      if (await Promise.race([this.exited, timeout]) === 'timeout') {
+        this.process.kill('SIGKILL');
+        await this.exited;
+      }
+    }
+    await rm(this.dir, { recursive: true, force: true });
+    databaseDirs.delete(this.dir);
   }
 }
 

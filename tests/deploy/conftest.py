@@ -5,16 +5,23 @@ environment, on a free loopback port.
 A server's database lives where `CHARLA_DATABASE` says; by default that is
 `charla.db` in its own temporary working directory, gone with the server. A
 test that restarts a server on the same file passes a path of its own
-(`tmp_path`), which outlives every server started on it."""
+(`tmp_path`), which outlives every server started on it.
+
+With Redis (`CHARLA_REDIS_URL`), each test starts its own `redis-server`
+(`start_redis`) on a free loopback port, with its data in a directory of the
+test, and any number of Charla nodes on it (`start_nodes`)."""
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,9 +117,14 @@ class Server:
 
     def stop(self) -> int:
         """SIGTERM, as a platform sends on restart; the exit status."""
+        self.terminate()
+        return self._reap()
+
+    def terminate(self) -> None:
+        """SIGTERM without waiting, to watch what the shutdown does
+        meanwhile; `stop()` then collects the exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self._reap()
 
     def kill(self) -> int:
         """SIGKILL: the process gets no chance to tidy anything up."""
@@ -221,3 +233,152 @@ def tmpfs(directory: Path, options: str):
         if unmounted.returncode != 0:
             subprocess.run(["umount", "--lazy", str(directory)], check=False)
             pytest.fail(f"{directory} was still busy at unmount: {unmounted.stderr.strip()}")
+
+
+# --- Redis ------------------------------------------------------------------
+
+REDIS_BINARY = shutil.which("redis-server") or "redis-server"
+
+
+@dataclass
+class RedisTls:
+    """A certificate, its key and the CA that signed it (PEM files): with
+    them a `RedisServer` listens for TLS only."""
+
+    certificate: Path
+    key: Path
+    ca: Path
+
+
+class RedisServer:
+    """A `redis-server` of the test's own on a free loopback port, keeping
+    its data (an append-only file, synced on every write) in `directory`.
+
+    `stop()` (SIGTERM: Redis finishes its file) then `start()` again is a
+    restart on the same port and data, as a managed Redis restarts."""
+
+    def __init__(self, directory: Path, tls: RedisTls | None = None):
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.tls = tls
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "redis.log"
+
+    def arguments(self) -> list[str]:
+        listen = ["--port", str(self.port)]
+        if self.tls:
+            listen = [
+                "--port", "0",
+                "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.tls.certificate),
+                "--tls-key-file", str(self.tls.key),
+                "--tls-ca-cert-file", str(self.tls.ca),
+                "--tls-auth-clients", "no",
+            ]
+        return [
+            REDIS_BINARY,
+            *listen,
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+            "--dir", str(self.directory),
+            "--daemonize", "no",
+            "--logfile", "",
+        ]
+
+    def start(self) -> "RedisServer":
+        """Starts it and returns once it answers PING (after loading its
+        file); fails the test if it exits or stays silent for WAIT_SECONDS."""
+        assert not self.running, f"redis-server {self.process.pid} is already running"
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen(
+                self.arguments(), cwd=self.directory, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not self.ping():
+            if self.process.poll() is not None:
+                pytest.fail(f"redis-server exited ({self.process.returncode}):\n{self.log.read_text()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"redis-server was silent for {WAIT_SECONDS} s:\n{self.log.read_text()}")
+            time.sleep(0.02)
+        return self
+
+    def ping(self) -> bool:
+        """True when Redis answers PING with PONG (not while loading its file)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as raw:
+                if self.tls:
+                    context = ssl.create_default_context()
+                    context.check_hostname = False
+                    context.verify_mode = ssl.CERT_NONE
+                    with context.wrap_socket(raw) as secure:
+                        return self._ping(secure)
+                return self._ping(raw)
+        except (OSError, ssl.SSLError):
+            return False
+
+    @staticmethod
+    def _ping(connection: socket.socket) -> bool:
+        connection.sendall(b"PING\r\n")
+        return connection.recv(64).startswith(b"+PONG")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> int:
+        """SIGTERM (Redis syncs its append-only file and exits); the exit status."""
+        if self.running:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=WAIT_SECONDS)
+
+    def kill(self) -> None:
+        if self.running:
+            self.process.kill()
+            self.process.wait(timeout=WAIT_SECONDS)
+
+
+@pytest.fixture
+def start_redis(tmp_path):
+    """Starts a `redis-server` of the test's own (`tls` for TLS only); every
+    one still running at the end is killed by its PID."""
+    if not shutil.which("redis-server"):
+        pytest.fail("redis-server is missing: ./test.sh installs it (Debian's redis-server)")
+    servers: list[RedisServer] = []
+
+    def start(tls: RedisTls | None = None) -> RedisServer:
+        server = RedisServer(tmp_path / f"redis-{len(servers)}", tls)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.kill()
+
+
+@pytest.fixture
+def redis(start_redis) -> RedisServer:
+    """One Redis for the test, plain TCP."""
+    return start_redis()
+
+
+@pytest.fixture
+def start_nodes(start_server):
+    """Starts `count` Charla nodes on one Redis (each with extra `env`);
+    stopped at the end like every server."""
+
+    def start(redis: RedisServer, count: int, **env: str) -> list[Server]:
+        return [start_server(CHARLA_REDIS_URL=redis.url, **env) for _ in range(count)]
+
+    return start
