@@ -6,7 +6,8 @@ idle connection for both servers.
 
 Input: raw.jsonl, one JSON line per run as charla-loadgen prints it, plus the
 fields `case` and `round` that bench/compare adds. Output: a Markdown table
-on stdout.
+on stdout, and for the two-node scenarios each round's deliveries/s and the
+issue's target (Charla at least 5 x Socket.IO's deliveries/s).
 """
 
 import argparse
@@ -14,10 +15,14 @@ import json
 import statistics
 import sys
 
-CASES = ["fanout-fixed", "fanout-max", "rooms-fixed", "rooms-max", "idle", "churn"]
+TWO_NODE_CASES = ["two-node-fanout-fixed", "two-node-fanout-max", "two-node-rooms-fixed", "two-node-rooms-max"]
+CASES = ["fanout-fixed", "fanout-max", "rooms-fixed", "rooms-max", "idle", "churn", *TWO_NODE_CASES]
 TARGETS = ["charla", "socketio"]
 # Issue #5's goal for Charla's RSS per idle connection at 10,000 connections.
 IDLE_TARGET_KIB = 12
+# Issue #10's goal: two Charla nodes deliver at least this many times what two
+# Socket.IO nodes do, on one Redis.
+TWO_NODE_TARGET_RATIO = 5
 
 # (label, how to read it from a run, lower is better)
 LATENCY = [
@@ -32,6 +37,18 @@ UTILISATION = [
 ]
 DELIVERIES = ("deliveries/s", lambda r: r["deliveries_per_s"], False)
 MESSAGES = ("messages/s", lambda r: r["messages_per_s"], False)
+# Two nodes: the servers' CPU is both nodes' together; Redis is read apart.
+TWO_NODE_CPU = [
+    ("both nodes' CPU s / 1M deliveries", lambda r: r["cpu_s_per_million_deliveries"], True),
+    ("Redis CPU s / 1M deliveries", lambda r: r["redis_cpu_s_per_million_deliveries"], True),
+    ("nodes + Redis CPU s / 1M deliveries",
+     lambda r: r["cpu_s_per_million_deliveries"] + r["redis_cpu_s_per_million_deliveries"], True),
+]
+TWO_NODE_UTILISATION = [
+    ("both nodes' CPU util", lambda r: r["server_cpu_util"], None),
+    ("Redis CPU util", lambda r: r["redis_cpu_util"], None),
+    ("loadgen CPU util", lambda r: r["loadgen_cpu_util"], None),
+]
 
 FIGURES = {
     "fanout-fixed": [DELIVERIES, *LATENCY, CPU_PER_DELIVERY],
@@ -51,7 +68,15 @@ FIGURES = {
         *LATENCY,
         CPU_PER_DELIVERY,
     ],
+    "two-node-fanout-fixed": [DELIVERIES, *LATENCY, *TWO_NODE_CPU, *TWO_NODE_UTILISATION],
+    "two-node-fanout-max": [DELIVERIES, *LATENCY, *TWO_NODE_CPU, *TWO_NODE_UTILISATION],
+    "two-node-rooms-fixed": [MESSAGES, DELIVERIES, *LATENCY, *TWO_NODE_CPU, *TWO_NODE_UTILISATION],
+    "two-node-rooms-max": [MESSAGES, DELIVERIES, *LATENCY, *TWO_NODE_CPU, *TWO_NODE_UTILISATION],
 }
+# Counted, not medians: summed over the runs. `reordered`: deliveries heard
+# after a later message of their sender. `out of order` is Charla's room-id
+# check (the Socket.IO peer numbers ids per process: not checked).
+COUNTS = ["lost", "duplicated", "reordered", "out of order", "errors", "closed", "runs"]
 
 
 def read(path):
@@ -87,6 +112,10 @@ def medians(runs):
                 entry[label] = statistics.median(values) if values else None
             entry["lost"] = sum(r.get("lost", 0) for r in ok)
             entry["duplicated"] = sum(r.get("duplicated", 0) for r in ok)
+            entry["reordered"] = sum(r.get("reordered", 0) for r in ok)
+            entry["out of order"] = (
+                sum(r.get("out_of_order", 0) for r in ok) if target == "charla" else None
+            )
             entry["errors"] = sum(r.get("errors", 0) for r in ok)
             entry["closed"] = sum(r.get("closed", 0) for r in ok)
             table.setdefault(case, {})[target] = entry
@@ -115,13 +144,40 @@ def markdown(table):
         charla = by_target.get("charla", {})
         socketio = by_target.get("socketio", {})
         rows = [label for label, _, _ in FIGURES[case]]
-        rows += ["lost", "duplicated", "errors", "closed", "runs"]
+        rows += COUNTS
         for label in rows:
             a, b = charla.get(label), socketio.get(label)
             ratio = f"{a / b:.2f}" if a is not None and b not in (None, 0) else "–"
-            if label in ("lost", "duplicated", "errors", "closed", "runs"):
+            if label in COUNTS:
                 ratio = ""
             out.append(f"| {case} | {label} | {fmt(a)} | {fmt(b)} | {ratio} |")
+    return "\n".join(out)
+
+
+def two_node_lines(runs, table):
+    """Each round's deliveries/s for the two-node scenarios, and the target."""
+    out = []
+    for case in TWO_NODE_CASES:
+        if case not in table:
+            continue
+        rounds = sorted({r["round"] for r in runs if r.get("case") == case and "round" in r})
+        pairs = []
+        for round_number in rounds:
+            figures = {}
+            for r in runs:
+                if r.get("case") == case and r.get("round") == round_number and not r.get("failed"):
+                    figures[r["target"]] = r["deliveries_per_s"]
+            a, b = figures.get("charla"), figures.get("socketio")
+            ratio = f" ({a / b:.2f} x)" if a is not None and b else ""
+            pairs.append(f"{fmt(a)} / {fmt(b)}{ratio}")
+        out.append(f"- {case}, deliveries/s per round, Charla / Socket.IO: " + "; ".join(pairs))
+        if case.endswith("-max"):
+            a = table[case].get("charla", {}).get("deliveries/s")
+            b = table[case].get("socketio", {}).get("deliveries/s")
+            if a is not None and b:
+                verdict = "met" if a >= TWO_NODE_TARGET_RATIO * b else "missed"
+                out.append(f"  target ≥ {TWO_NODE_TARGET_RATIO} x Socket.IO's deliveries/s "
+                           f"(medians): {a / b:.2f} x, {verdict}")
     return "\n".join(out)
 
 
@@ -217,6 +273,10 @@ def main():
               "(2 CPUs: anything above 2 means other work competed)")
         print()
     print(markdown(table))
+    two_node = two_node_lines(runs, table)
+    if two_node:
+        print()
+        print(two_node)
     if args.plot:
         plot(table, args.plot)
         print(f"\nplot: {args.plot}", file=sys.stderr)

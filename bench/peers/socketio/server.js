@@ -7,17 +7,27 @@
 // disconnect tell the room. No flood control, no history, no validation
 // beyond the minimum: this is the fast, simple baseline.
 //
-// Listens on 127.0.0.1:$PORT only.
+// With REDIS_URL set (`redis://127.0.0.1:PORT`), several of these processes
+// share rooms the way Socket.IO's documentation scales out: the
+// `@socket.io/redis-adapter` on a `redis` (node-redis) publisher and
+// subscriber pair, so `io.to(room).emit(...)` reaches the room's members on
+// every process. What stays per process, as in the typical code: the
+// message ids (each process numbers its own, so two processes reuse ids)
+// and the `count` in join and presence events (this process's members).
+//
+// Listens on 127.0.0.1:$PORT only, once the Redis clients (if any) are
+// connected.
 "use strict";
 
 const http = require("node:http");
 const { Server } = require("socket.io");
 
 const port = Number(process.env.PORT || 0);
+const redisUrl = process.env.REDIS_URL || "";
 const httpServer = http.createServer();
 const io = new Server(httpServer, { serveClient: false });
 
-// Per-room message ids, as Charla numbers them: 1, 2, 3...
+// Per-room message ids, as Charla numbers them: 1, 2, 3... (per process).
 const lastIds = new Map();
 let guests = 0;
 
@@ -55,13 +65,37 @@ io.on("connection", (socket) => {
   });
 });
 
-httpServer.listen(port, "127.0.0.1", () => {
-  console.log(`socket.io peer listening on 127.0.0.1:${httpServer.address().port}`);
-});
-
-for (const signal of ["SIGTERM", "SIGINT"]) {
-  process.on(signal, () => {
-    io.close();
-    process.exit(0);
-  });
+// The Redis adapter: one client publishes, a duplicate subscribes (the
+// adapter's documented set-up). Resolves once both are connected.
+async function useRedis(url) {
+  const { createClient } = require("redis");
+  const { createAdapter } = require("@socket.io/redis-adapter");
+  const pubClient = createClient({ url });
+  const subClient = pubClient.duplicate();
+  for (const client of [pubClient, subClient]) {
+    client.on("error", (error) => console.error(`redis: ${error.message}`));
+  }
+  await Promise.all([pubClient.connect(), subClient.connect()]);
+  io.adapter(createAdapter(pubClient, subClient));
+  return [pubClient, subClient];
 }
+
+async function main() {
+  const redisClients = redisUrl ? await useRedis(redisUrl) : [];
+  httpServer.listen(port, "127.0.0.1", () => {
+    const adapter = redisUrl ? `, redis adapter on ${redisUrl.replace(/\/\/[^@/]*@/, "//***@")}` : "";
+    console.log(`socket.io peer listening on 127.0.0.1:${httpServer.address().port}${adapter}`);
+  });
+  for (const signal of ["SIGTERM", "SIGINT"]) {
+    process.on(signal, () => {
+      io.close();
+      for (const client of redisClients) client.destroy();
+      process.exit(0);
+    });
+  }
+}
+
+main().catch((error) => {
+  console.error(`socket.io peer: cannot start: ${error.message}`);
+  process.exit(1);
+});

@@ -7,15 +7,18 @@
 //! `SideLoad`. A churning client is in its room only for a while, so it is
 //! owed no fixed set of messages; instead it checks what the contract
 //! promises while connected: per sender, the messages it does hear follow
-//! each other without a gap and without a repeat. Its gaps count as lost, its
-//! repeats as duplicated. A cycle that is refused, closed or takes longer
-//! than its dwell plus `CYCLE_TIMEOUT` counts as failed.
+//! each other without a gap and without a repeat (and, against Charla, so do
+//! the room ids). Its gaps count as lost, its repeats as duplicated, its
+//! late deliveries as reordered, its ids out of turn as out of order. A
+//! cycle that is refused, closed or takes longer than its dwell plus
+//! `CYCLE_TIMEOUT` counts as failed. With several nodes, the cycles of each
+//! room take the nodes in turn.
 
 use crate::Options;
 use crate::engine::{Pace, Phase, RoomPlan, Shared, SideFigures, SideLoad, run_plan};
 use crate::report::{ChurnFigures, Latency, Report, round3};
-use crate::stats::{Histogram, Tally};
-use crate::wire::{Client, Error, Event};
+use crate::stats::{Histogram, IdOrder, Tally};
+use crate::wire::{Client, Error, Event, Target};
 use charla_protocol::settings::parse_seconds;
 use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +64,8 @@ struct Churn {
     deliveries: AtomicU64,
     gaps: AtomicU64,
     duplicated: AtomicU64,
+    out_of_order: AtomicU64,
+    reordered: AtomicU64,
     connect_join: Mutex<Histogram>,
 }
 
@@ -80,6 +85,8 @@ pub(crate) async fn run(options: &Options, args: &ChurnArgs) -> Result<Report, E
         deliveries: AtomicU64::new(0),
         gaps: AtomicU64::new(0),
         duplicated: AtomicU64::new(0),
+        out_of_order: AtomicU64::new(0),
+        reordered: AtomicU64::new(0),
         connect_join: Mutex::new(Histogram::new()),
     });
     run_plan(
@@ -114,6 +121,8 @@ impl SideLoad for Churn {
             },
             lost: self.gaps.load(Ordering::Relaxed),
             duplicated: self.duplicated.load(Ordering::Relaxed),
+            out_of_order: self.out_of_order.load(Ordering::Relaxed),
+            reordered: self.reordered.load(Ordering::Relaxed),
         }
     }
 }
@@ -142,12 +151,15 @@ async fn drive(churn: Arc<Churn>, shared: Arc<Shared>, rooms: Vec<String>) {
             continue;
         };
         let room = rooms[index % rooms.len()].clone();
+        // Cycle `i` is room `i mod rooms`'s `(i / rooms)`th: the slot moves
+        // on by one per visit to a room, so its cycles take the nodes in turn.
+        let url_slot = index + index / rooms.len();
         let (shared, churn) = (shared.clone(), churn.clone());
         let dwell = args.dwell;
         cycles.spawn(async move {
             let result = tokio::time::timeout(
                 dwell + CYCLE_TIMEOUT,
-                cycle(&shared, &churn, index, &room, dwell),
+                cycle(&shared, &churn, index, url_slot, &room, dwell),
             )
             .await
             .unwrap_or_else(|_| Err("a churn cycle timed out".into()));
@@ -171,12 +183,13 @@ async fn cycle(
     shared: &Shared,
     churn: &Churn,
     index: usize,
+    url_slot: usize,
     room: &str,
     dwell: Duration,
 ) -> Result<(), Error> {
     let started = Instant::now();
     let mut client = Client::connect(
-        &shared.options.url,
+        shared.options.url_for(url_slot),
         shared.options.target,
         &format!("churn-{index}"),
     )
@@ -188,6 +201,7 @@ async fn cycle(
         .expect("no cycle panics holding it")
         .record(started.elapsed().as_micros() as u64);
     let mut tally = Tally::default();
+    let mut id_order = (shared.options.target == Target::Charla).then(IdOrder::default);
     let until = tokio::time::Instant::now() + dwell;
     let mut leaving = false;
     loop {
@@ -200,8 +214,11 @@ async fn cycle(
             event = client.next_event() => event?,
         };
         match event {
-            Event::Stamped(stamp) => {
+            Event::Stamped(stamp, id) => {
                 tally.record(stamp.sender, stamp.seq);
+                if let (Some(order), Some(id)) = (id_order.as_mut(), id) {
+                    order.record(id);
+                }
             }
             Event::Left { room: left } if left == room => break,
             Event::Error(error) => return Err(error.into()),
@@ -215,7 +232,15 @@ async fn cycle(
         .fetch_add(tally.received, Ordering::Relaxed);
     churn.gaps.fetch_add(tally.gaps, Ordering::Relaxed);
     churn
+        .reordered
+        .fetch_add(tally.reordered, Ordering::Relaxed);
+    churn
         .duplicated
         .fetch_add(tally.duplicated, Ordering::Relaxed);
+    if let Some(order) = id_order {
+        churn
+            .out_of_order
+            .fetch_add(order.out_of_order, Ordering::Relaxed);
+    }
     Ok(())
 }

@@ -11,7 +11,7 @@
 
 use crate::Options;
 use crate::engine::{self, Phase, Shared};
-use crate::process::Process;
+use crate::process::{Group, Process};
 use crate::report::{Report, round3};
 use crate::wire::{Error, Event};
 use charla_protocol::settings::parse_seconds;
@@ -37,18 +37,20 @@ pub struct IdleArgs {
 /// Opens, joins and holds the connections, then reports.
 pub(crate) async fn run(options: &Options, args: &IdleArgs) -> Result<Report, Error> {
     let shared = Shared::new(options, Vec::new(), None);
-    let server = options.server_pid.map(|pid| Process { pid });
-    let baseline = server.and_then(|p| p.sample());
+    let server = Group::of(&options.server_pids);
+    let baseline = server.as_ref().and_then(Group::sample);
     let permits = Arc::new(Semaphore::new(options.connect_concurrency.max(1)));
     let room_size = args.room_size.max(1);
-    let label = format!("idle/hold {}", options.target);
+    let label = engine::run_label(options, "idle/hold");
     let mut clients = JoinSet::new();
     for index in 0..args.connections {
         let shared = shared.clone();
         let permits = permits.clone();
         let room = format!("idle-{}", index / room_size);
+        // The same split as the engine's: room index plus place in the room.
+        let url_slot = index / room_size + index % room_size;
         clients.spawn(async move {
-            if let Err(error) = hold(&shared, permits, index, &room).await {
+            if let Err(error) = hold(&shared, permits, index, url_slot, &room).await {
                 shared.error(error.to_string());
             }
         });
@@ -64,11 +66,11 @@ pub(crate) async fn run(options: &Options, args: &IdleArgs) -> Result<Report, Er
     }
     shared.enter(Phase::Run);
     tokio::time::sleep(args.settle).await;
-    let settled = server.and_then(|p| p.sample());
+    let settled = server.as_ref().and_then(Group::sample);
     let own_before = Process::current().sample();
     let held = Instant::now();
     tokio::time::sleep(options.duration).await;
-    let after = server.and_then(|p| p.sample());
+    let after = server.as_ref().and_then(Group::sample);
     let own_after = Process::current().sample();
     let seconds = held.elapsed().as_secs_f64();
     let closed = shared.closed();
@@ -89,6 +91,7 @@ pub(crate) async fn run(options: &Options, args: &IdleArgs) -> Result<Report, Er
         scenario: "idle",
         variant: "hold",
         target: options.target,
+        nodes: options.urls.len(),
         connections: args.connections,
         rooms: args.connections.div_ceil(room_size),
         senders: 0,
@@ -98,6 +101,8 @@ pub(crate) async fn run(options: &Options, args: &IdleArgs) -> Result<Report, Er
         received: 0,
         lost: 0,
         duplicated: 0,
+        out_of_order: 0,
+        reordered: 0,
         errors,
         closed,
         messages_per_s: 0.0,
@@ -107,6 +112,9 @@ pub(crate) async fn run(options: &Options, args: &IdleArgs) -> Result<Report, Er
         server_cpu_util: cpu.map(|c| round3(c / seconds)),
         cpu_s_per_million_deliveries: None,
         server_rss_kib: settled.map(|s| s.rss_kib),
+        redis_cpu_s: None,
+        redis_cpu_util: None,
+        redis_cpu_s_per_million_deliveries: None,
         loadgen_cpu_util: own_before
             .zip(own_after)
             .map(|(b, a)| round3((a.cpu_seconds - b.cpu_seconds) / seconds)),
@@ -123,10 +131,12 @@ async fn hold(
     shared: &Shared,
     permits: Arc<Semaphore>,
     index: usize,
+    url_slot: usize,
     room: &str,
 ) -> Result<(), Error> {
-    let mut client =
-        engine::connect_and_join(shared, &permits, &format!("idle-{index}"), room).await?;
+    let url = shared.options.url_for(url_slot);
+    let name = format!("idle-{index}");
+    let mut client = engine::connect_and_join(shared, &permits, url, &name, room).await?;
     let mut phase = shared.phase.subscribe();
     loop {
         tokio::select! {

@@ -24,6 +24,16 @@
 //! - `process`: the server's CPU time and RSS from `/proc/<pid>`.
 //! - `report`: the result, printed as one JSON line.
 //!
+//! # Several nodes
+//!
+//! With more than one `--url`, clients are split across the nodes
+//! round-robin ([`Options::url_for`]) and counted exactly as with one: the
+//! counters are the load generator's, not a node's, so a message sent on
+//! one node owes a delivery to every member on every node. Against Charla
+//! each counted member also checks that the room ids it receives follow each
+//! other without a gap or a repeat (`out_of_order`), the promise a cluster
+//! must keep across nodes.
+//!
 //! # Bounds
 //!
 //! Every loop is bounded in count and time: setup has a deadline, sending
@@ -51,17 +61,31 @@ use std::time::Duration;
 #[derive(Clone, Debug, clap::Args)]
 pub struct Options {
     /// Base WebSocket URL of the server, loopback only
-    /// (`ws://127.0.0.1:PORT`).
-    #[arg(long)]
-    pub url: String,
+    /// (`ws://127.0.0.1:PORT`). Repeat it (or separate URLs with commas) to
+    /// drive several nodes of one cluster: members are split across them
+    /// round-robin, member m of room r on URL (r + m) mod the URL count.
+    #[arg(
+        long = "url",
+        value_name = "URL",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub urls: Vec<String>,
 
     /// Which protocol the server speaks.
     #[arg(long, value_enum, default_value_t = Target::Charla)]
     pub target: Target,
 
-    /// The server's process id, for its CPU time and RSS from /proc.
-    #[arg(long)]
-    pub server_pid: Option<u32>,
+    /// The server's process id, for its CPU time and RSS from /proc. Repeat
+    /// it (or separate ids with commas) for several nodes: their CPU times
+    /// and RSS are added up.
+    #[arg(long = "server-pid", value_name = "PID", value_delimiter = ',')]
+    pub server_pids: Vec<u32>,
+
+    /// The process id of a Redis the nodes share, for its CPU time, reported
+    /// beside (not inside) the servers'.
+    #[arg(long, value_name = "PID")]
+    pub redis_pid: Option<u32>,
 
     /// Seconds of sending (or of holding, for `idle`).
     #[arg(long = "duration-secs", default_value = "10", value_parser = parse_seconds)]
@@ -89,12 +113,13 @@ pub struct Options {
 }
 
 impl Options {
-    /// Options for `url` with the defaults above.
+    /// Options for one server at `url` with the defaults above.
     pub fn new(url: impl Into<String>, target: Target) -> Options {
         Options {
-            url: url.into(),
+            urls: vec![url.into()],
             target,
-            server_pid: None,
+            server_pids: Vec::new(),
+            redis_pid: None,
             duration: Duration::from_secs(10),
             drain: Duration::from_secs(5),
             setup: Duration::from_secs(120),
@@ -102,6 +127,14 @@ impl Options {
             text_bytes: 64,
             quiet: false,
         }
+    }
+
+    /// The URL for slot `slot`, round-robin over `--url`s. Scenarios pass a
+    /// room's index plus the member's place in it, so every room with more
+    /// members than nodes has members on every node, and the rooms' first
+    /// members (the senders) are spread over the nodes too.
+    pub fn url_for(&self, slot: usize) -> &str {
+        &self.urls[slot % self.urls.len()]
     }
 }
 
@@ -119,9 +152,14 @@ pub enum Scenario {
     Churn(churn::ChurnArgs),
 }
 
-/// Runs one scenario against the server at `options.url`.
+/// Runs one scenario against the server (or the nodes) at `options.urls`.
 pub async fn run(options: &Options, scenario: &Scenario) -> Result<Report, Error> {
-    check_loopback(&options.url)?;
+    if options.urls.is_empty() {
+        return Err("at least one --url is needed".into());
+    }
+    for url in &options.urls {
+        check_loopback(url)?;
+    }
     match scenario {
         Scenario::Fanout(args) => traffic::fanout(options, args).await,
         Scenario::Rooms(args) => traffic::rooms(options, args).await,

@@ -12,8 +12,9 @@
 //! [`scan_message`] is the receive hot path: it recognises a `message` event
 //! from its first bytes (Charla's `{"type":"message"` or Socket.IO's
 //! `42["message",`) and reads the stamp straight out of the frame, skipping a
-//! full JSON parse. Its tests check it against the JSON that
-//! `charla-protocol` itself produces, so the shortcut stays honest.
+//! full JSON parse, and the message's room `id` beside it. Its tests check it
+//! against the JSON that `charla-protocol` itself produces, so the shortcut
+//! stays honest.
 
 /// The first bytes of every stamped text.
 pub const PREFIX: &str = "lg ";
@@ -55,12 +56,15 @@ const CHARLA_MESSAGE: &str = r#"{"type":"message""#;
 const SOCKETIO_MESSAGE: &str = r#"42["message","#;
 /// Where a message's text starts, in both.
 const TEXT_FIELD: &str = r#""text":""#;
+/// The key of a message's room id (and of its sender's id, a string).
+const ID_FIELD: &str = r#""id":"#;
 
 /// The result of looking at one text frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scanned {
-    /// A `message` event carrying a load-generator stamp.
-    Stamped(Stamp),
+    /// A `message` event carrying a load-generator stamp, and the message's
+    /// room id when the frame has a numeric one.
+    Stamped(Stamp, Option<u64>),
     /// A `message` event without a stamp (someone else's message).
     Unstamped,
     /// Not a `message` event: parse it properly.
@@ -76,9 +80,25 @@ pub fn scan_message(frame: &str) -> Scanned {
         return Scanned::Unstamped;
     };
     match decode(&frame[at + TEXT_FIELD.len()..]) {
-        Some(stamp) => Scanned::Stamped(stamp),
+        Some(stamp) => Scanned::Stamped(stamp, message_id(frame)),
         None => Scanned::Unstamped,
     }
+}
+
+/// The first `"id":` key whose value is a number: the message's room id,
+/// wherever the server put it among the fields (the sender's `id` is a
+/// string, and a key cannot appear inside a JSON string, whose quotes are
+/// escaped).
+fn message_id(frame: &str) -> Option<u64> {
+    let mut rest = frame;
+    while let Some(at) = rest.find(ID_FIELD) {
+        rest = &rest[at + ID_FIELD.len()..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            return rest[..digits].parse().ok();
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -118,7 +138,10 @@ mod tests {
             text: encode(stamp, 48),
             at: 1,
         });
-        assert_eq!(scan_message(&message.to_json()), Scanned::Stamped(stamp));
+        assert_eq!(
+            scan_message(&message.to_json()),
+            Scanned::Stamped(stamp, Some(12))
+        );
         let other = ServerMessage::Message(ChatMessage {
             room: "r0".into(),
             id: 13,
@@ -130,6 +153,13 @@ mod tests {
             at: 1,
         });
         assert_eq!(scan_message(&other.to_json()), Scanned::Unstamped);
+        // The id is found wherever it stands, after the sender's string id
+        // too.
+        let reordered = format!(
+            r#"{{"type":"message","from":{{"id":"9","name":"x"}},"room":"r0","text":"{}","id":77,"at":1}}"#,
+            encode(stamp, 0)
+        );
+        assert_eq!(scan_message(&reordered), Scanned::Stamped(stamp, Some(77)));
         let pong = ServerMessage::Pong { reference: None };
         assert_eq!(scan_message(&pong.to_json()), Scanned::Other);
     }
@@ -139,11 +169,14 @@ mod tests {
         let frame = r#"42["message",{"room":"r0","id":1,"from":{"id":"abc","name":"lg-0"},"text":"lg 0 1 5 xx","at":1}]"#;
         assert_eq!(
             scan_message(frame),
-            Scanned::Stamped(Stamp {
-                sender: 0,
-                seq: 1,
-                sent_us: 5
-            })
+            Scanned::Stamped(
+                Stamp {
+                    sender: 0,
+                    seq: 1,
+                    sent_us: 5
+                },
+                Some(1)
+            )
         );
         assert_eq!(
             scan_message(r#"42["presence",{"room":"r0"}]"#),

@@ -1,5 +1,6 @@
 //! The server's own figures, read from `/proc/<pid>`: CPU time (user plus
-//! system, every thread) from `stat`, resident memory from `status`.
+//! system, every thread) from `stat`, resident memory from `status`. The
+//! nodes of a cluster are read as one [`Group`]: their figures add up.
 //!
 //! CPU time in `stat` is in clock ticks; Linux reports them at `USER_HZ`,
 //! which is 100 on every architecture Linux ships today, so a figure is
@@ -49,6 +50,34 @@ impl Process {
     }
 }
 
+/// Several processes read as one: the nodes of a cluster.
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub members: Vec<Process>,
+}
+
+impl Group {
+    /// The processes `pids`; `None` when there are none.
+    pub fn of(pids: &[u32]) -> Option<Group> {
+        (!pids.is_empty()).then(|| Group {
+            members: pids.iter().map(|&pid| Process { pid }).collect(),
+        })
+    }
+
+    /// The sum of every member's reading; `None` when any is gone.
+    pub fn sample(&self) -> Option<Sample> {
+        self.members
+            .iter()
+            .try_fold(Sample::default(), |total, process| {
+                let sample = process.sample()?;
+                Some(Sample {
+                    cpu_seconds: total.cpu_seconds + sample.cpu_seconds,
+                    rss_kib: total.rss_kib + sample.rss_kib,
+                })
+            })
+    }
+}
+
 /// Fields 14 (`utime`) and 15 (`stime`) of `/proc/<pid>/stat`, counted after
 /// the command name, which is in parentheses and may hold spaces.
 fn parse_cpu_seconds(stat: &str) -> Option<f64> {
@@ -86,5 +115,15 @@ mod tests {
         };
         let sample = me.sample().expect("a Linux /proc");
         assert!(sample.rss_kib > 0);
+    }
+
+    #[test]
+    fn a_group_adds_its_members_up() {
+        let me = std::process::id();
+        assert!(Group::of(&[]).is_none());
+        let one = Group::of(&[me]).unwrap().sample().unwrap();
+        let twice = Group::of(&[me, me]).unwrap().sample().unwrap();
+        assert!(twice.rss_kib > one.rss_kib);
+        assert!(twice.cpu_seconds >= 2.0 * one.cpu_seconds);
     }
 }

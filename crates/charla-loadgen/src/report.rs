@@ -3,7 +3,9 @@
 //! Latencies are milliseconds from the sender's send time (the stamp) to the
 //! receiver's read, both on the load generator's one monotonic clock. CPU is
 //! the server process's user plus system time over the measured interval;
-//! RSS is the server's resident memory at the end of it.
+//! RSS is the server's resident memory at the end of it. With several nodes
+//! both are the sum over the nodes; a Redis they share is reported on its
+//! own.
 
 use crate::stats::Histogram;
 use crate::wire::Target;
@@ -55,6 +57,8 @@ pub struct Report {
     /// `fixed` (open loop at a set rate), `max` (closed loop), or `hold`.
     pub variant: &'static str,
     pub target: Target,
+    /// Server URLs the clients were split across.
+    pub nodes: usize,
     /// Clients connected for the whole run.
     pub connections: usize,
     pub rooms: usize,
@@ -73,6 +77,13 @@ pub struct Report {
     pub lost: u64,
     /// Deliveries received more than once. Must be zero.
     pub duplicated: u64,
+    /// Charla only: deliveries whose room id was not the one after the
+    /// member's previous delivery (a gap, repeat or reordering). Must be
+    /// zero.
+    pub out_of_order: u64,
+    /// Deliveries heard after a later message of the same sender (counted
+    /// as received, not as lost or duplicated). Must be zero.
+    pub reordered: u64,
     /// `error` events and unreadable frames.
     pub errors: u64,
     /// Connections the server closed during the run.
@@ -85,6 +96,11 @@ pub struct Report {
     pub server_cpu_util: Option<f64>,
     pub cpu_s_per_million_deliveries: Option<f64>,
     pub server_rss_kib: Option<u64>,
+    /// The shared Redis's CPU seconds over the measured interval
+    /// (`--redis-pid`), not included in `server_cpu_s`.
+    pub redis_cpu_s: Option<f64>,
+    pub redis_cpu_util: Option<f64>,
+    pub redis_cpu_s_per_million_deliveries: Option<f64>,
     /// The load generator's own CPU seconds per wall second: near 1.0 with
     /// one CPU means the figures are the load generator's limit, not the
     /// server's.
@@ -101,6 +117,8 @@ impl Report {
     pub fn is_clean(&self) -> bool {
         self.lost == 0
             && self.duplicated == 0
+            && self.out_of_order == 0
+            && self.reordered == 0
             && self.errors == 0
             && self.closed == 0
             && self.churn.as_ref().is_none_or(|c| c.failed == 0)

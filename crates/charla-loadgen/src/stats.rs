@@ -7,9 +7,16 @@
 //! cheap. The maximum is kept exactly.
 //!
 //! [`Tally`] keeps, per sender a client hears, the next `seq` it expects.
-//! Both servers deliver one sender's messages in order, so a `seq` below the
-//! expected one is a duplicate and one above it leaves a gap. Losses are
-//! counted at the end as expected minus unique deliveries.
+//! Both servers promise one sender's messages in order, so a `seq` above the
+//! expected one leaves a gap, and one below it is a duplicate unless it
+//! fills a gap: then it arrived late (reordered), and counts once. Losses
+//! are counted at the end as expected minus unique deliveries, so a
+//! reordering is reported as such, never as a loss plus a duplicate.
+//!
+//! [`IdOrder`] keeps, per receiving client of Charla, the room id of the
+//! last delivery: Charla promises every member of a room every message in id
+//! order, ids growing by exactly 1, on every node of a cluster, and in the
+//! load generator's rooms every message is one of its own.
 
 /// Values below this are recorded exactly (one bucket per microsecond).
 const LINEAR_LIMIT: u64 = 1024;
@@ -103,19 +110,40 @@ impl Histogram {
     }
 }
 
+/// Gaps wider than this are counted but their `seq`s are not remembered: a
+/// late arrival from such a gap counts as a duplicate. Keeps a broken run
+/// from filling memory.
+const MAX_REMEMBERED_GAP: u64 = 65_536;
+
+/// What one delivery was, to the client that heard it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// The next `seq`, or one past a gap.
+    New,
+    /// A `seq` skipped earlier, now filled: new, but out of order.
+    Late,
+    /// A `seq` already heard.
+    Duplicate,
+}
+
 /// Per receiving client: the next `seq` expected from each sender.
 ///
 /// Sender ids are small and dense (0, 1, 2, ...), so the expectations live
-/// in a vector indexed by sender, 0 meaning "not heard yet".
+/// in a vector indexed by sender, 0 meaning "not heard yet". The `seq`s
+/// skipped over are remembered per sender only once a gap appears, so the
+/// in-order path touches nothing else.
 #[derive(Debug, Default)]
 pub struct Tally {
     next: Vec<u64>,
+    skipped: Vec<std::collections::BTreeSet<u64>>,
     /// Deliveries seen, duplicates included.
     pub received: u64,
     /// Deliveries whose `seq` was already seen.
     pub duplicated: u64,
-    /// Missing `seq`s skipped over (a gap while connected).
+    /// `seq`s skipped over and not (yet) heard: a gap while connected.
     pub gaps: u64,
+    /// Deliveries that filled a gap: heard after a later `seq` of theirs.
+    pub reordered: u64,
 }
 
 impl Tally {
@@ -127,34 +155,70 @@ impl Tally {
         &mut self.next[index]
     }
 
-    /// Records one delivery from `sender` with `seq` (from 1); answers
-    /// whether it was new (not a duplicate).
-    pub fn record(&mut self, sender: u32, seq: u64) -> bool {
+    /// Records one delivery from `sender` with `seq` (from 1).
+    pub fn record(&mut self, sender: u32, seq: u64) -> Heard {
         self.received += 1;
         let next = self.slot(sender);
         if *next == 0 {
             // The first message heard from this sender: a client that
             // joined mid-run starts wherever the room is.
             *next = seq + 1;
-            true
+            Heard::New
         } else if seq == *next {
             *next += 1;
-            true
+            Heard::New
         } else if seq > *next {
-            let gap = seq - *next;
+            let skipped = *next..seq;
             *next = seq + 1;
-            self.gaps += gap;
-            true
+            self.gaps += skipped.end - skipped.start;
+            if skipped.end - skipped.start <= MAX_REMEMBERED_GAP {
+                self.skipped_of(sender).extend(skipped);
+            }
+            Heard::New
+        } else if self.skipped_of(sender).remove(&seq) {
+            self.gaps -= 1;
+            self.reordered += 1;
+            Heard::Late
         } else {
             self.duplicated += 1;
-            false
+            Heard::Duplicate
         }
+    }
+
+    fn skipped_of(&mut self, sender: u32) -> &mut std::collections::BTreeSet<u64> {
+        let index = sender as usize;
+        if index >= self.skipped.len() {
+            self.skipped.resize_with(index + 1, Default::default);
+        }
+        &mut self.skipped[index]
     }
 
     /// The first `seq` this client must hear from `sender` when it was in the
     /// room from the start.
     pub fn expect_from_start(&mut self, sender: u32) {
         *self.slot(sender) = 1;
+    }
+}
+
+/// Per receiving client (of one room): the room id of the last delivery.
+#[derive(Debug, Default)]
+pub struct IdOrder {
+    last: Option<u64>,
+    /// Deliveries whose id was not the previous delivery's plus one (a gap,
+    /// a repeat or a reordering).
+    pub out_of_order: u64,
+}
+
+impl IdOrder {
+    /// Records a delivery with room id `id`; answers whether it followed the
+    /// previous one (the first always does).
+    pub fn record(&mut self, id: u64) -> bool {
+        let follows = self.last.is_none_or(|last| id == last + 1);
+        if !follows {
+            self.out_of_order += 1;
+        }
+        self.last = Some(id);
+        follows
     }
 }
 
@@ -199,12 +263,45 @@ mod tests {
     fn tallies_find_duplicates_and_gaps() {
         let mut tally = Tally::default();
         tally.expect_from_start(1);
-        assert!(tally.record(1, 1));
-        assert!(tally.record(1, 2));
-        assert!(!tally.record(1, 2));
-        assert!(tally.record(1, 5));
-        assert!(tally.record(2, 40));
-        assert!(tally.record(2, 41));
+        assert_eq!(tally.record(1, 1), Heard::New);
+        assert_eq!(tally.record(1, 2), Heard::New);
+        assert_eq!(tally.record(1, 2), Heard::Duplicate);
+        assert_eq!(tally.record(1, 5), Heard::New);
+        assert_eq!(tally.record(2, 40), Heard::New);
+        assert_eq!(tally.record(2, 41), Heard::New);
         assert_eq!((tally.received, tally.duplicated, tally.gaps), (6, 1, 2));
+    }
+
+    #[test]
+    fn a_late_delivery_fills_its_gap_once() {
+        let mut tally = Tally::default();
+        tally.expect_from_start(0);
+        assert_eq!(tally.record(0, 1), Heard::New);
+        assert_eq!(tally.record(0, 3), Heard::New);
+        assert_eq!(tally.gaps, 1);
+        assert_eq!(tally.record(0, 2), Heard::Late);
+        assert_eq!(tally.record(0, 2), Heard::Duplicate);
+        assert_eq!(tally.record(0, 4), Heard::New);
+        assert_eq!(
+            (
+                tally.received,
+                tally.duplicated,
+                tally.gaps,
+                tally.reordered
+            ),
+            (5, 1, 0, 1)
+        );
+    }
+
+    #[test]
+    fn id_order_wants_each_id_once_and_in_turn() {
+        let mut order = IdOrder::default();
+        assert!(order.record(40));
+        assert!(order.record(41));
+        assert!(!order.record(41));
+        assert!(order.record(42));
+        assert!(!order.record(44));
+        assert!(!order.record(43));
+        assert_eq!(order.out_of_order, 3);
     }
 }

@@ -54,8 +54,10 @@ impl fmt::Display for Target {
 /// What the server told a client.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
-    /// A `message` event carrying a load-generator stamp.
-    Stamped(Stamp),
+    /// A `message` event carrying a load-generator stamp, and its room id
+    /// (Charla's ids are the cluster's; the Socket.IO peer numbers per
+    /// process).
+    Stamped(Stamp, Option<u64>),
     /// The answer to `join`.
     Joined { room: String },
     /// The answer to `leave`.
@@ -235,7 +237,7 @@ impl Client {
             Some(Err(error)) => return Err(error.into()),
         };
         match marker::scan_message(&frame) {
-            Scanned::Stamped(stamp) => return Ok(Event::Stamped(stamp)),
+            Scanned::Stamped(stamp, id) => return Ok(Event::Stamped(stamp, id)),
             Scanned::Unstamped => return Ok(Event::Other),
             Scanned::Other => {}
         }

@@ -2,6 +2,9 @@
 //! and about a second each, against the real server started in this
 //! process. It checks correctness only (nothing lost, duplicated, refused or
 //! closed, and a JSON line comes out), never speed: benchmarks are not tests.
+//! One run gives the load generator several URLs (all of them this one
+//! in-memory server, so no Redis is needed) to check that splitting members
+//! across nodes keeps the accounting exact.
 //!
 //! The server runs in the test's actix `System`; the load generator runs on
 //! its own tokio runtime in its own thread, as the binary does.
@@ -39,8 +42,9 @@ async fn start_server() -> (
     (port, stop, server)
 }
 
-/// Runs the scenarios one after another on a separate thread and runtime.
-async fn run_all(port: u16, scenarios: Vec<Scenario>) -> Vec<Report> {
+/// Runs the scenarios one after another on a separate thread and runtime,
+/// against the server at `port` given `nodes` times as a URL.
+async fn run_all(port: u16, nodes: usize, scenarios: Vec<Scenario>) -> Vec<Report> {
     let (done, reports) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -49,7 +53,13 @@ async fn run_all(port: u16, scenarios: Vec<Scenario>) -> Vec<Report> {
             .build()
             .unwrap();
         let mut options = Options::new(format!("ws://127.0.0.1:{port}"), Target::Charla);
-        options.server_pid = Some(std::process::id());
+        // The same server under distinct spellings, as distinct nodes.
+        for node in 1..nodes {
+            options
+                .urls
+                .push(format!("ws://127.0.0.1:{port}{}", "/".repeat(node)));
+        }
+        options.server_pids = vec![std::process::id()];
         options.duration = Duration::from_millis(1200);
         options.setup = Duration::from_secs(20);
         options.quiet = true;
@@ -130,7 +140,7 @@ async fn every_scenario_runs_clean_against_the_real_server() {
             max_churners: 50,
         }),
     ];
-    let reports = run_all(port, scenarios).await;
+    let reports = run_all(port, 1, scenarios).await;
     for report in &reports {
         assert_clean(report);
         if report.scenario == "idle" {
@@ -143,6 +153,47 @@ async fn every_scenario_runs_clean_against_the_real_server() {
     let churn = reports.iter().find(|r| r.scenario == "churn").unwrap();
     let cycles = churn.churn.as_ref().unwrap();
     assert!(cycles.cycles > 0, "{}", churn.to_json_line());
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[actix_web::test]
+async fn members_split_across_several_urls_are_counted_exactly() {
+    let (port, stop, server) = start_server().await;
+    let scenarios = vec![
+        Scenario::Fanout(FanoutArgs {
+            members: 21,
+            senders: 3,
+            rate: 0.0,
+            max: true,
+            window: 4,
+        }),
+        Scenario::Rooms(RoomsArgs {
+            rooms: 5,
+            members: 4,
+            rate: 100.0,
+            max: false,
+            window: 8,
+        }),
+        Scenario::Idle(IdleArgs {
+            connections: 12,
+            room_size: 4,
+            settle: Duration::from_millis(100),
+        }),
+        Scenario::Churn(ChurnArgs {
+            rooms: 2,
+            members: 3,
+            rate: 40.0,
+            churn_rate: 20.0,
+            dwell: Duration::from_millis(300),
+            max_churners: 50,
+        }),
+    ];
+    for report in run_all(port, 3, scenarios).await {
+        assert_clean(&report);
+        assert_eq!(report.nodes, 3, "{}", report.to_json_line());
+        assert_eq!(report.out_of_order, 0, "{}", report.to_json_line());
+    }
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
@@ -186,6 +237,54 @@ async fn the_binary_prints_one_json_line() {
     assert_eq!(line["target"], "charla");
     assert_eq!(line["lost"], 0);
     assert_eq!(line["duplicated"], 0);
+    assert_eq!(line["out_of_order"], 0);
+    assert_eq!(line["nodes"], 1);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[actix_web::test]
+async fn the_binary_takes_several_urls_and_server_pids() {
+    let (port, stop, server) = start_server().await;
+    let binary = env!("CARGO_BIN_EXE_charla-loadgen");
+    let pid = std::process::id().to_string();
+    let output = actix_web::rt::task::spawn_blocking(move || {
+        let url = format!("ws://127.0.0.1:{port}");
+        Command::new(binary)
+            .args([
+                "--url",
+                &url,
+                "--url",
+                &format!("{url}/,{url}//"),
+                "--server-pid",
+                &format!("{pid},{pid}"),
+                "--duration-secs",
+                "0.5",
+                "--quiet",
+                "--strict",
+                "fanout",
+                "--members",
+                "7",
+                "--senders",
+                "2",
+                "--rate",
+                "40",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(line["nodes"], 3);
+    assert_eq!(line["lost"], 0);
+    assert!(line["server_cpu_s"].is_number(), "{stdout}");
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }

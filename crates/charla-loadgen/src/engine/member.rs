@@ -1,6 +1,7 @@
-//! One counted member of a plan: it connects and joins, then, from the start
-//! signal until finish, counts every stamped delivery (and its latency) and,
-//! if it is a sender, sends at its pace.
+//! One counted member of a plan: it connects and joins (to the node its
+//! seat's URL slot picks), then, from the start signal until finish, counts
+//! every stamped delivery (and its latency; against Charla, its room id's
+//! order too) and, if it is a sender, sends at its pace.
 //!
 //! This is the hot loop: a delivery costs a few atomic adds and, once per
 //! [`LATENCY_BATCH`] deliveries, the histogram's lock. The loop waits on
@@ -10,8 +11,8 @@
 use super::setup::connect_and_join;
 use super::shared::{Gate, Phase, Shared};
 use crate::marker::{self, Stamp};
-use crate::stats::Tally;
-use crate::wire::{Error, Event};
+use crate::stats::{Heard, IdOrder, Tally};
+use crate::wire::{Error, Event, Target};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -25,6 +26,9 @@ const LATENCY_BATCH: usize = 256;
 #[derive(Clone, Debug)]
 pub(super) struct Seat {
     pub(super) index: usize,
+    /// Which `--url` this member connects to, round-robin
+    /// ([`Options::url_for`](crate::Options::url_for)).
+    pub(super) url_slot: usize,
     pub(super) room: Arc<str>,
     /// This member's sender id, if it sends.
     pub(super) sender: Option<u32>,
@@ -40,13 +44,17 @@ pub(super) async fn member(
     period: Option<Duration>,
     sender_count: usize,
 ) -> Result<(), Error> {
-    let mut client =
-        connect_and_join(shared, &permits, &format!("lg-{}", seat.index), &seat.room).await?;
+    let url = shared.options.url_for(seat.url_slot);
+    let name = format!("lg-{}", seat.index);
+    let mut client = connect_and_join(shared, &permits, url, &name, &seat.room).await?;
     let (mut stop, mut finish) = shared.signals.subscribe();
     let mut phase = shared.phase.subscribe();
     phase.wait_for(|p| *p >= Phase::Run).await?;
 
     let mut tally = Tally::default();
+    // The Socket.IO peer numbers per process, so only Charla's ids are
+    // checked.
+    let mut id_order = (shared.options.target == Target::Charla).then(IdOrder::default);
     for sender in seat.room_senders.clone() {
         tally.expect_from_start(sender);
     }
@@ -75,7 +83,12 @@ pub(super) async fn member(
             }
             _ = &mut finish => break,
             event = client.next_event() => match event {
-                Ok(Event::Stamped(stamp)) => {
+                Ok(Event::Stamped(stamp, id)) => {
+                    if let (Some(order), Some(id)) = (id_order.as_mut(), id)
+                        && !order.record(id)
+                    {
+                        shared.out_of_order.fetch_add(1, Ordering::Relaxed);
+                    }
                     count(shared, &mut tally, &mut latencies, stamp);
                 }
                 Ok(Event::Error(error)) => shared.error(error),
@@ -116,9 +129,15 @@ pub(super) async fn member(
 /// Records one stamped delivery to a counted member.
 fn count(shared: &Shared, tally: &mut Tally, latencies: &mut Vec<u64>, stamp: Stamp) {
     shared.received.fetch_add(1, Ordering::Relaxed);
-    if !tally.record(stamp.sender, stamp.seq) {
-        shared.duplicated.fetch_add(1, Ordering::Relaxed);
-        return;
+    match tally.record(stamp.sender, stamp.seq) {
+        Heard::New => {}
+        Heard::Late => {
+            shared.reordered.fetch_add(1, Ordering::Relaxed);
+        }
+        Heard::Duplicate => {
+            shared.duplicated.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
     }
     latencies.push(shared.now_us().saturating_sub(stamp.sent_us));
     if latencies.len() >= LATENCY_BATCH {

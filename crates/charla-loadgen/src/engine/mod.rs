@@ -12,7 +12,14 @@
 //! room from the start, the sender included (both servers echo to the
 //! sender). A sender's counter is raised *before* its message is written, so
 //! a delivery can never be counted before it is owed. `lost` is owed minus
-//! unique deliveries; `duplicated` counts a `seq` heard twice.
+//! unique deliveries; `duplicated` counts a `seq` heard twice; `reordered`
+//! counts a `seq` heard after a later one of its sender (it still counts
+//! once, as received). Against Charla, `out_of_order` counts deliveries
+//! whose room id is not the previous one's plus one.
+//!
+//! Nodes: with several `--url`s, member `m` of the plan's room `r` connects
+//! to URL `(r + m) mod nodes`; the counters stay the load generator's, so
+//! the accounting is the same with one node or many.
 //!
 //! Closed loop: sender `s` may send while fewer than `--window` of its
 //! messages are still undelivered to some member, that is while
@@ -40,6 +47,6 @@ mod setup;
 mod shared;
 
 pub(crate) use progress::progress_line;
-pub(crate) use run::{Pace, RoomPlan, SideFigures, SideLoad, run_plan};
+pub(crate) use run::{Pace, RoomPlan, SideFigures, SideLoad, run_label, run_plan};
 pub(crate) use setup::{connect_and_join, wait_for_setup};
 pub(crate) use shared::{Phase, Shared};

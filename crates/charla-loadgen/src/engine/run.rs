@@ -12,7 +12,7 @@ use super::progress::show_progress;
 use super::setup::wait_for_setup;
 use super::shared::{Gate, Phase, Shared};
 use crate::Options;
-use crate::process::{Process, Sample};
+use crate::process::{Group, Process, Sample};
 use crate::report::{ChurnFigures, Latency, Report, round3};
 use crate::wire::Error;
 use futures_util::future::BoxFuture;
@@ -77,6 +77,10 @@ pub(crate) struct SideFigures {
     pub(crate) lost: u64,
     /// Deliveries it heard twice, added to the run's `duplicated`.
     pub(crate) duplicated: u64,
+    /// Room ids it heard out of order, added to the run's `out_of_order`.
+    pub(crate) out_of_order: u64,
+    /// Deliveries it heard late, added to the run's `reordered`.
+    pub(crate) reordered: u64,
 }
 
 /// Runs a plan: setup, run, drain, finish, then the report.
@@ -89,7 +93,7 @@ pub(crate) async fn run_plan(
 ) -> Result<Report, Error> {
     let mut seats = Vec::new();
     let mut gates = Vec::new();
-    for room in &plan {
+    for (room_index, room) in plan.iter().enumerate() {
         let first_sender = gates.len() as u32;
         let room_senders = first_sender..first_sender + room.senders as u32;
         let name: Arc<str> = Arc::from(room.name.as_str());
@@ -97,6 +101,7 @@ pub(crate) async fn run_plan(
             let sender = (member < room.senders).then(|| first_sender + member as u32);
             seats.push(Seat {
                 index: seats.len(),
+                url_slot: room_index + member,
                 room: name.clone(),
                 sender,
                 room_senders: room_senders.clone(),
@@ -113,7 +118,7 @@ pub(crate) async fn run_plan(
     };
     let shared = Shared::new(options, gates, window);
 
-    let label = format!("{scenario}/{} {}", pace.variant(), options.target);
+    let label = run_label(options, &format!("{scenario}/{}", pace.variant()));
     let connect_permits = Arc::new(Semaphore::new(options.connect_concurrency.max(1)));
     let total = seats.len();
     let mut clients = JoinSet::new();
@@ -135,8 +140,10 @@ pub(crate) async fn run_plan(
     }
 
     wait_for_setup(&shared, total, &label).await?;
-    let server = options.server_pid.map(|pid| Process { pid });
-    let before = server.and_then(|p| p.sample());
+    let server = Group::of(&options.server_pids);
+    let before = server.as_ref().and_then(Group::sample);
+    let redis = options.redis_pid.map(|pid| Process { pid });
+    let redis_before = redis.and_then(|p| p.sample());
     let own_before = Process::current().sample();
     let started = Instant::now();
     let side_task = side.clone().map(|side| {
@@ -168,7 +175,8 @@ pub(crate) async fn run_plan(
         tokio::time::sleep(DRAIN_POLL).await;
     }
     let elapsed = started.elapsed();
-    let after = server.and_then(|p| p.sample());
+    let after = server.as_ref().and_then(Group::sample);
+    let redis_after = redis.and_then(|p| p.sample());
     let own_after = Process::current().sample();
     if let Some(task) = side_task {
         let _ = task.await;
@@ -182,12 +190,22 @@ pub(crate) async fn run_plan(
     let side = side.map(|side| side.figures(elapsed));
     let side_lost = side.as_ref().map_or(0, |s| s.lost);
     let side_duplicated = side.as_ref().map_or(0, |s| s.duplicated);
+    let side_out_of_order = side.as_ref().map_or(0, |s| s.out_of_order);
+    let side_reordered = side.as_ref().map_or(0, |s| s.reordered);
     let expected = shared.expected();
     let unique = shared.unique_received();
     let seconds = elapsed.as_secs_f64();
     let cpu = match (before, after) {
         (Some(b), Some(a)) => Some(a.cpu_seconds - b.cpu_seconds),
         _ => None,
+    };
+    let redis_cpu = match (redis_before, redis_after) {
+        (Some(b), Some(a)) => Some(a.cpu_seconds - b.cpu_seconds),
+        _ => None,
+    };
+    let per_million = |cpu: Option<f64>| {
+        cpu.filter(|_| unique > 0)
+            .map(|c| round3(c / unique as f64 * 1e6))
     };
     let latency = Latency::of(&shared.latency.lock().expect("clients are done"));
     let (errors, first_error) = shared.errors();
@@ -196,6 +214,7 @@ pub(crate) async fn run_plan(
         scenario,
         variant: pace.variant(),
         target: options.target,
+        nodes: options.urls.len(),
         connections: total,
         rooms: plan.len(),
         senders: sender_count,
@@ -205,6 +224,8 @@ pub(crate) async fn run_plan(
         received: shared.received.load(Ordering::Relaxed),
         lost: expected.saturating_sub(unique) + side_lost,
         duplicated: shared.duplicated.load(Ordering::Relaxed) + side_duplicated,
+        out_of_order: shared.out_of_order.load(Ordering::Relaxed) + side_out_of_order,
+        reordered: shared.reordered.load(Ordering::Relaxed) + side_reordered,
         errors,
         closed: shared.closed(),
         messages_per_s: round3(sent as f64 / seconds),
@@ -212,10 +233,11 @@ pub(crate) async fn run_plan(
         latency_ms: latency,
         server_cpu_s: cpu.map(round3),
         server_cpu_util: cpu.map(|c| round3(c / seconds)),
-        cpu_s_per_million_deliveries: cpu
-            .filter(|_| unique > 0)
-            .map(|c| round3(c / unique as f64 * 1e6)),
+        cpu_s_per_million_deliveries: per_million(cpu),
         server_rss_kib: after.map(|a: Sample| a.rss_kib),
+        redis_cpu_s: redis_cpu.map(round3),
+        redis_cpu_util: redis_cpu.map(|c| round3(c / seconds)),
+        redis_cpu_s_per_million_deliveries: per_million(redis_cpu),
         loadgen_cpu_util: own_before
             .zip(own_after)
             .map(|(b, a)| round3((a.cpu_seconds - b.cpu_seconds) / seconds)),
@@ -223,4 +245,13 @@ pub(crate) async fn run_plan(
         churn: side.map(|s| s.churn),
         first_error,
     })
+}
+
+/// The progress line's label: the scenario and the target, and how many
+/// nodes when more than one.
+pub(crate) fn run_label(options: &Options, what: &str) -> String {
+    match options.urls.len() {
+        0 | 1 => format!("{what} {}", options.target),
+        nodes => format!("{what} {} x{nodes}", options.target),
+    }
 }

@@ -52,17 +52,18 @@ fn setup_done(shared: &Shared, ok: bool) {
     shared.setup_changed.notify_one();
 }
 
-/// Connects as `name` (at most as many at once as `permits` allows), joins
-/// `room`, and records the outcome for [`wait_for_setup`].
+/// Connects to `url` as `name` (at most as many at once as `permits`
+/// allows), joins `room`, and records the outcome for [`wait_for_setup`].
 pub(crate) async fn connect_and_join(
     shared: &Shared,
     permits: &Semaphore,
+    url: &str,
     name: &str,
     room: &str,
 ) -> Result<Client, Error> {
     let setup = async {
         let _permit = permits.acquire().await?;
-        let mut client = Client::connect(&shared.options.url, shared.options.target, name).await?;
+        let mut client = Client::connect(url, shared.options.target, name).await?;
         client.join_and_wait(room).await?;
         Ok::<Client, Error>(client)
     };

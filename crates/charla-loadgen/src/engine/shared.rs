@@ -111,6 +111,11 @@ pub(crate) struct Shared {
     pub(super) sent: AtomicU64,
     pub(super) received: AtomicU64,
     pub(super) duplicated: AtomicU64,
+    /// Charla only: deliveries whose room id did not follow the previous
+    /// one's (see `stats::IdOrder`).
+    pub(super) out_of_order: AtomicU64,
+    /// Deliveries heard after a later message of their sender.
+    pub(super) reordered: AtomicU64,
     errors: AtomicU64,
     closed: AtomicU64,
     pub(super) gates: Vec<Gate>,
@@ -135,6 +140,8 @@ impl Shared {
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             duplicated: AtomicU64::new(0),
+            out_of_order: AtomicU64::new(0),
+            reordered: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             closed: AtomicU64::new(0),
             gates,
