@@ -480,6 +480,40 @@ def test_a_ref_resent_through_the_other_node_gets_the_original_id(redis, start_n
         assert [(m["id"], m["text"]) for m in stored(node)] == [(1, "first"), (2, "second"), (3, "third")]
 
 
+def test_history_is_trimmed_to_charla_history_on_every_node(redis, start_nodes):
+    """Redis keeps each room's last `CHARLA_HISTORY` messages (say.lua trims
+    in steps; every read stops at the limit): HTTP pages, `join` and a
+    resume from before the window all see exactly the retained ones."""
+    kept = 20
+    a, b = start_nodes(
+        redis, 2, CHARLA_API_TOKEN=TOKEN, CHARLA_HISTORY=str(kept), CHARLA_JOIN_HISTORY="10"
+    )
+    sent = 3 * 32 + 7  # past several trim steps, and not on one
+    for n in range(1, sent + 1):
+        status, answer = post((a, b)[n % 2], f"message {n}")
+        assert (status, answer["id"]) == (201, n), answer
+    retained = list(range(sent - kept + 1, sent + 1))
+    for node in (a, b):
+        assert ids(stored(node)) == retained, node.port
+        status, newest = request(f"{node.http}/api/rooms/{ROOM}/messages?limit=200")
+        assert (status, ids(newest["messages"])) == (200, retained), newest
+        status, older = request(f"{node.http}/api/rooms/{ROOM}/messages?before={sent - 5}&limit=200")
+        assert (status, ids(older["messages"])) == (200, retained[: kept - 6]), older
+
+    async def scenario():
+        ana = await Peer.connect(a, "ana")
+        joined = await ana.join()
+        assert (ids(joined["history"]), joined["complete"]) == (retained[-10:], True), ana.trace()
+        bo = await Peer.connect(b, "bo")
+        resumed = await bo.join(after=1, epoch=joined["epoch"])
+        assert (ids(resumed["history"]), resumed["complete"]) == (retained, False), bo.trace()
+        caught_up = await bo.join(room=ROOM + "-2", after=0)
+        assert caught_up["history"] == [] and caught_up["complete"], bo.trace()
+        await close_all(ana, bo)
+
+    asyncio.run(scenario())
+
+
 # --- Nodes that stop --------------------------------------------------------
 
 

@@ -19,7 +19,8 @@
 //!
 //! The registry hands the `say` to [`Cluster::say`], a Lua script that, in
 //! one atomic step, answers a known `ref` with its id, or takes the next id,
-//! stores the message (trimming history and the `ref` window) and publishes
+//! stores the message (trimming history and the `ref` window every 32 ids;
+//! reads never go past `CHARLA_HISTORY`) and publishes
 //! it as the next event. Ids are therefore contiguous whatever the number of
 //! nodes and senders. The script's answer is the sender's `ack`; the event,
 //! which every node receives on its subscription in publication order, is
@@ -348,6 +349,7 @@ impl Cluster {
                     .arg(bound(query.after))
                     .arg(bound(query.before))
                     .arg(query.limit.max(1))
+                    .arg(self.history)
                     .clone(),
                 true,
             )

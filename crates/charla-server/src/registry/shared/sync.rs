@@ -165,24 +165,27 @@ impl Registry {
         if self.fenced.is_empty() {
             return self.broadcast_skipping(room, text, skip);
         }
-        let fenced = std::mem::take(&mut self.fenced);
+        let Some(seats) = self.rooms.get(room).map(|r| &r.seats) else {
+            return 0;
+        };
         let mut reached = 0;
-        for session in &fenced {
-            let seated = self
-                .rooms
-                .get(room)
-                .is_some_and(|r| r.seats.contains_key(session));
-            if seated
-                && !skip.contains(session)
-                && let Some(state) = self.sessions.get_mut(session)
-            {
-                state.held.push_back(Held::Frame(text.clone()));
-                reached += 1;
+        for (session, seat) in seats {
+            if skip.contains(session) {
+                continue;
+            }
+            if self.fenced.contains(session) {
+                if let Some(state) = self.sessions.get_mut(session) {
+                    state.held.push_back(Held::Frame(text.clone()));
+                    reached += 1;
+                }
+                continue;
+            }
+            match seat.outbox.push_text(text.clone()) {
+                Ok(()) => reached += 1,
+                Err(NotQueued::Full) => self.slow.push(*session),
+                Err(NotQueued::Closing) => {}
             }
         }
-        let skipped: HashSet<SessionId> = skip.union(&fenced).copied().collect();
-        reached += self.broadcast_skipping(room, text, &skipped);
-        self.fenced = fenced;
         reached
     }
 
