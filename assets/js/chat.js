@@ -491,7 +491,9 @@ export class ChatClient {
     const request = ref === undefined ? undefined : this.requests.get(ref);
     if (request) this.requests.delete(ref);
     if (request?.kind === 'join') {
-      if (code === 'unavailable') this.retryJoinLater(request.room);
+      // Both pass by themselves: a storage hiccup, or the request budget
+      // (too many joins at once).
+      if (code === 'unavailable' || code === 'rate_limited') this.retryJoinLater(request.room);
       this.emit('room-error', { room: request.room, code, message });
     } else if (request?.kind === 'nick') {
       this.emit('name-error', { code, message });

@@ -12,6 +12,16 @@ export function element(tag, className, text) {
   return node;
 }
 
+/**
+ * Marks `node` as holding user text of its own direction (`dir="auto"`;
+ * the stylesheet isolates it), so right-to-left or bidi-override text in a
+ * name or message cannot reorder what is around it. Returns `node`.
+ */
+export function isolated(node) {
+  node.dir = 'auto';
+  return node;
+}
+
 /** Rewrites a `<time datetime>` in the reader's locale and time zone. */
 export function localiseTime(time) {
   const ms = Date.parse(time.dateTime);

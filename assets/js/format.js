@@ -10,8 +10,11 @@ export const NAME_HUES = 8;
 /** Consecutive messages by one sender closer than this share one header. */
 export const GROUP_WINDOW_MS = 5 * 60 * 1000;
 
-// C0, DEL and C1 control characters: forbidden anywhere in a name.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
+// Control (Cc) and format (Cf: bidi controls, zero-width characters)
+// characters and line or paragraph separators: forbidden anywhere in a
+// name, but for the zero-width joiner inside an emoji sequence (👩‍🚀).
+const FORBIDDEN_IN_NAME = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+const EMOJI_JOINER = /(?<=[^\p{ASCII}](?<=\p{Emoji})\uFE0F?)\u200D(?=(?!\p{ASCII})\p{Emoji})/gu;
 
 /** Length of a message as the server counts it (scalar values, trimmed). */
 export function textLength(text) {
@@ -33,7 +36,7 @@ export class Rules {
     this.words = {
       rate_limited: 'You are sending messages faster than this server allows. Charla will send it again in a moment.',
       invalid_text: `Messages must be between 1 and ${maxTextChars} characters.`,
-      invalid_name: `Names must be 1 to ${maxNameChars} characters, without control characters.`,
+      invalid_name: `Names must be 1 to ${maxNameChars} characters, without control or invisible characters.`,
       invalid_room: `Room names are 1 to ${maxRoomChars} letters, digits, “-” or “_”, starting with a letter or a digit.`,
       not_joined: 'You are not in this room right now.',
       too_many_rooms: 'You have as many rooms open as the server allows. Close one to open another.',
@@ -53,7 +56,7 @@ export class Rules {
   displayName(raw) {
     const name = String(raw).trim();
     const length = [...name].length; // scalar values, like the server
-    return length >= 1 && length <= this.maxNameChars && !CONTROL.test(name) ? name : null;
+    return length >= 1 && length <= this.maxNameChars && !FORBIDDEN_IN_NAME.test(name.replace(EMOJI_JOINER, '')) ? name : null;
   }
 
   /** A server error code in plain words (falls back to the server's text). */
@@ -96,6 +99,9 @@ export function fullTime(ms) {
 
 /** "ana is typing…" for one to several names. */
 export function typingSentence(names) {
+  // Each name is isolated (FSI … PDI) so right-to-left text in it cannot
+  // reorder the sentence around it.
+  names = names.map((name) => `\u2068${name}\u2069`);
   if (names.length === 0) return '';
   if (names.length === 1) return `${names[0]} is typing…`;
   if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;

@@ -3,7 +3,7 @@
 // ChatClient's state whenever presence changes or another room comes into
 // view; the server-rendered list stands until then.
 
-import { element } from './dom.js';
+import { element, isolated } from './dom.js';
 import { hueOf } from './format.js';
 
 export class MemberList {
@@ -29,7 +29,7 @@ export class MemberList {
       item.dataset.id = id;
       const presence = element('span', 'presence');
       presence.setAttribute('aria-hidden', 'true');
-      item.append(presence, element('span', 'member-name', name));
+      item.append(presence, isolated(element('span', 'member-name', name)));
       if (client.ownSessions.has(id)) item.append(element('span', 'you', '(you)'));
       return item;
     });

@@ -8,7 +8,7 @@
 // (the ChatClient, the rules, whether it is the room in view, who redraws
 // the title) is handed to its constructor.
 
-import { element, localiseTime } from './dom.js';
+import { element, isolated, localiseTime } from './dom.js';
 import { GROUP_WINDOW_MS, hueOf, textLength, typingSentence } from './format.js';
 
 /** Messages per "load older messages" page. */
@@ -33,7 +33,7 @@ function messageElement(message, own, apiSenderId) {
   item.dataset.at = String(message.at);
   item.dataset.fromId = message.from.id;
   const meta = element('div', 'message-meta');
-  meta.append(element('span', 'author', message.from.name));
+  meta.append(isolated(element('span', 'author', message.from.name)));
   if (message.from.id === apiSenderId) {
     const badge = element('span', 'badge', 'api');
     badge.title = 'Posted through the HTTP API';
@@ -43,7 +43,7 @@ function messageElement(message, own, apiSenderId) {
   time.dateTime = new Date(message.at).toISOString();
   localiseTime(time);
   meta.append(time);
-  item.append(meta, element('p', 'message-text', message.text));
+  item.append(meta, isolated(element('p', 'message-text', message.text)));
   return item;
 }
 

@@ -11,14 +11,22 @@
 //!
 //! Every client disables Nagle's algorithm, as the servers do, so latency
 //! figures are not 40 ms delayed-ACK artefacts.
+//!
+//! Against an IPv4 loopback URL each client connects from a loopback
+//! address of its own (127.1.0.0 onwards: all of 127.0.0.0/8 is loopback on
+//! Linux), so that the server's limits per client address see many people,
+//! as they would in production, rather than one host holding every socket.
 
 use crate::marker::{self, Scanned, Stamp};
 use charla_protocol::{ClientMessage, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::fmt;
-use tokio::net::TcpStream;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU32, Ordering};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -77,6 +85,15 @@ enum Pending {
     Leave(String),
 }
 
+/// The next client's own loopback source address: 127.1.0.0, 127.1.0.1,
+/// and so on (16.7 million before it wraps).
+fn next_source_address() -> Ipv4Addr {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) % (127 << 16);
+    let [_, high, middle, low] = n.to_be_bytes();
+    Ipv4Addr::new(127, 1 + high, middle, low)
+}
+
 /// One connected client.
 pub struct Client {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -103,8 +120,29 @@ impl Client {
             Target::Socketio => format!("{base}/socket.io/?EIO=4&transport=websocket&name={name}"),
         };
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
-        let (socket, _response) =
-            tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
+        let request = url.into_client_request()?;
+        let loopback = request
+            .uri()
+            .host()
+            .and_then(|host| host.parse::<Ipv4Addr>().ok())
+            .filter(Ipv4Addr::is_loopback);
+        let (socket, _response) = match (loopback, request.uri().port_u16()) {
+            (Some(host), Some(port)) => {
+                let socket = TcpSocket::new_v4()?;
+                socket.bind(SocketAddr::new(IpAddr::V4(next_source_address()), 0))?;
+                let stream = socket
+                    .connect(SocketAddr::new(IpAddr::V4(host), port))
+                    .await?;
+                stream.set_nodelay(true)?;
+                tokio_tungstenite::client_async_with_config(
+                    request,
+                    MaybeTlsStream::Plain(stream),
+                    Some(config),
+                )
+                .await?
+            }
+            _ => tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?,
+        };
         let mut client = Client {
             socket,
             target,
@@ -320,6 +358,7 @@ mod tests {
             members: vec![],
             history: vec![],
             complete: true,
+            more: false,
         };
         assert_eq!(
             charla_event(&joined.to_json()),

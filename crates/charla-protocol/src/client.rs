@@ -140,12 +140,14 @@ pub fn default_message(code: ErrorCode) -> String {
              starting with a letter or digit"
         ),
         ErrorCode::InvalidName => {
-            format!("names are 1 to {MAX_NAME_CHARS} characters without control characters")
+            format!(
+                "names are 1 to {MAX_NAME_CHARS} characters without control or invisible characters"
+            )
         }
         ErrorCode::InvalidText => format!("messages are 1 to {MAX_TEXT_CHARS} characters"),
         ErrorCode::NotJoined => "join the room first".to_owned(),
         ErrorCode::TooManyRooms => "no more rooms can be joined".to_owned(),
-        ErrorCode::RateLimited => "too many messages: slow down".to_owned(),
+        ErrorCode::RateLimited => "too many requests: slow down".to_owned(),
         ErrorCode::Unsupported => {
             "binary frames are not supported: send JSON text frames".to_owned()
         }
@@ -438,7 +440,7 @@ mod tests {
         );
         assert_eq!(
             default_message(ErrorCode::InvalidName),
-            "names are 1 to 32 characters without control characters"
+            "names are 1 to 32 characters without control or invisible characters"
         );
         assert_eq!(
             default_message(ErrorCode::InvalidText),

@@ -7,13 +7,19 @@
 //!   only ASCII keeps look-alikes such as the Kelvin sign out);
 //! - a display name is trimmed of Unicode white space, holds 1 to
 //!   [`MAX_NAME_CHARS`] Unicode scalar values and no control character (C0,
-//!   DEL, C1) anywhere;
+//!   DEL, C1), format character (general category Cf: bidi controls such as
+//!   U+202E, zero-width characters such as U+200B, U+FEFF) or line or
+//!   paragraph separator anywhere: nothing in a name can reorder or hide
+//!   the text around it, or make two names look alike by invisible means.
+//!   The one exception is the zero-width joiner between two emoji, which
+//!   is how emoji such as 👩‍🚀 are written;
 //! - message text is trimmed and holds 1 to [`MAX_TEXT_CHARS`] Unicode scalar
 //!   values.
 
 use crate::{ErrorCode, MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_CHARS};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use unicode_properties::{GeneralCategory, UnicodeEmoji, UnicodeGeneralCategory};
 
 /// A valid, lowercased room name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -73,11 +79,12 @@ impl std::borrow::Borrow<str> for RoomName {
 pub struct DisplayName(String);
 
 impl DisplayName {
-    /// Trims `raw` and checks length and control characters.
+    /// Trims `raw` and checks its length and that it has no invisible or
+    /// reordering character.
     pub fn parse(raw: &str) -> Result<DisplayName, ErrorCode> {
         let name = raw.trim();
         let chars = name.chars().count();
-        if (1..=MAX_NAME_CHARS).contains(&chars) && !name.chars().any(char::is_control) {
+        if (1..=MAX_NAME_CHARS).contains(&chars) && !has_forbidden_char(name) {
             Ok(DisplayName(name.to_owned()))
         } else {
             Err(ErrorCode::InvalidName)
@@ -99,6 +106,39 @@ impl fmt::Display for DisplayName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// The zero-width joiner: Cf, but the glue of emoji sequences (👩‍🚀).
+const ZERO_WIDTH_JOINER: char = '\u{200d}';
+/// Variation selector 16, asking for emoji presentation (Mn, allowed).
+const EMOJI_PRESENTATION: char = '\u{fe0f}';
+
+/// Whether `name` holds a control character (Cc), a format character (Cf)
+/// or a line or paragraph separator (Zl, Zp), but for a zero-width joiner
+/// inside an emoji sequence.
+fn has_forbidden_char(name: &str) -> bool {
+    let chars: Vec<char> = name.chars().collect();
+    chars.iter().enumerate().any(|(i, &c)| {
+        let forbidden = matches!(
+            c.general_category(),
+            GeneralCategory::Control
+                | GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        );
+        forbidden && !(c == ZERO_WIDTH_JOINER && joins_emoji(&chars, i))
+    })
+}
+
+/// Whether the joiner at `at` stands between an emoji (possibly with its
+/// presentation selector) and another emoji.
+fn joins_emoji(chars: &[char], at: usize) -> bool {
+    let is_emoji = |c: &char| !c.is_ascii() && c.is_emoji_char();
+    let before = at
+        .checked_sub(1)
+        .and_then(|i| chars.get(i))
+        .is_some_and(|c| *c == EMOJI_PRESENTATION || is_emoji(c));
+    before && chars.get(at + 1).is_some_and(is_emoji)
 }
 
 /// Valid, trimmed message text.
@@ -165,6 +205,9 @@ mod tests {
         assert!(DisplayName::parse(&"👩‍🚀".repeat(10)).is_ok());
         assert!(DisplayName::parse(&"👩‍🚀".repeat(11)).is_err());
         assert!(DisplayName::parse(&"👍".repeat(32)).is_ok());
+        // Emoji sequences keep their joiners: a rainbow flag, a family.
+        assert!(DisplayName::parse("ana 🏳\u{fe0f}\u{200d}🌈").is_ok());
+        assert!(DisplayName::parse("👨\u{200d}👩\u{200d}👧").is_ok());
         for bad in [
             "",
             "   ",
@@ -174,6 +217,19 @@ mod tests {
             "a\u{85}b",
             "a\u{9f}",
             &"x".repeat(33),
+            // Bidi overrides and isolates, zero-width characters, a BOM,
+            // a line separator: all would hide or reorder text.
+            "ana\u{202e}",
+            "\u{202e}ana",
+            "an\u{200b}a",
+            "a\u{2066}b\u{2069}",
+            "a\u{200e}",
+            "\u{feff}ana",
+            "a\u{2028}b",
+            // A joiner that joins no emoji.
+            "an\u{200d}a",
+            "👍\u{200d}",
+            "1\u{200d}2",
         ] {
             assert_eq!(
                 DisplayName::parse(bad),

@@ -67,6 +67,12 @@ pub enum ServerMessage {
         )]
         history: Vec<ChatMessage>,
         complete: bool,
+        /// True when `history` was cut to fit the connection's page of
+        /// history: more messages follow the last one in it. Join again
+        /// with `after` set to that id to get them (docs/protocol.md,
+        /// rule 43). Absent (false) otherwise.
+        #[serde(default, skip_serializing_if = "is_false")]
+        more: bool,
     },
     /// Answer to `leave`.
     Left { room: String },
@@ -119,6 +125,25 @@ pub fn message_event_json(message: &ChatMessage) -> String {
     serde_json::to_string(&TaggedRef::Message(message)).expect("chat messages always serialise")
 }
 
+/// The length in bytes of [`message_event_json`]'s output, without building
+/// it: what a message costs in a connection's queue or a `joined` page.
+pub fn message_event_len(message: &ChatMessage) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, &TaggedRef::Message(message))
+        .expect("chat messages always serialise");
+    count.0
+}
+
 /// A history entry on the wire: a `message` event, tag included.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -130,6 +155,12 @@ enum TaggedRef<'a> {
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Tagged {
     Message(ChatMessage),
+}
+
+/// Leaves a flag out of the JSON while it is false (old clients never see
+/// it).
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 fn serialize_history<S: Serializer>(history: &[ChatMessage], s: S) -> Result<S::Ok, S::Error> {
@@ -182,6 +213,16 @@ mod tests {
     }
 
     #[test]
+    fn a_message_event_length_is_its_json_length() {
+        let mut message = hello(7);
+        message.text = "\"quoted\" 👍 \u{1}".into();
+        assert_eq!(
+            message_event_len(&message),
+            message_event_json(&message).len()
+        );
+    }
+
+    #[test]
     fn every_server_message_round_trips_to_the_contract_json() {
         round_trip(
             ServerMessage::Welcome {
@@ -197,9 +238,22 @@ mod tests {
                 members: vec![ana()],
                 history: vec![hello(1), hello(2)],
                 complete: true,
+                more: false,
             },
             json!({"type": "joined", "room": "general", "epoch": "5f0c", "members": [{"id": "s1", "name": "ana"}],
                    "history": [hello_json(1), hello_json(2)], "complete": true}),
+        );
+        round_trip(
+            ServerMessage::Joined {
+                room: "general".into(),
+                epoch: "5f0c".into(),
+                members: vec![],
+                history: vec![hello(1)],
+                complete: true,
+                more: true,
+            },
+            json!({"type": "joined", "room": "general", "epoch": "5f0c", "members": [],
+                   "history": [hello_json(1)], "complete": true, "more": true}),
         );
         round_trip(
             ServerMessage::Left {

@@ -1,9 +1,10 @@
 //! The JSON HTTP API: the room directory, history pages, posting from
 //! outside, health and metrics.
 
+use crate::config::Secret;
 use crate::error::HttpError;
 use crate::metrics;
-use crate::registry::Post;
+use crate::registry::{Post, Probe};
 use crate::state::AppState;
 use crate::store::PageQuery;
 use actix_web::http::header;
@@ -11,6 +12,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use charla_protocol::api::{Health, MessagePage, PostMessage, Posted, RoomList};
 use charla_protocol::{DisplayName, ErrorCode, MessageText, RoomName};
 use serde::Deserialize;
+use std::time::Duration;
+
+/// How long `/healthz` waits for the room registry's answer.
+pub(crate) const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Messages per history page when the request names no `limit`.
 pub(crate) const DEFAULT_PAGE_LIMIT: usize = 50;
@@ -76,7 +81,7 @@ async fn post_message(
     room: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, HttpError> {
-    let Some(token) = state.config.api_token.as_deref() else {
+    let Some(token) = state.config.api_token.as_ref().map(Secret::expose) else {
         return Err(HttpError::PostingDisabled);
     };
     let presented = request
@@ -104,12 +109,21 @@ async fn post_message(
     }
 }
 
-/// `GET /healthz`: 200 while serving; 503 once shutting down, or while the
-/// database refuses writes (messages are refused then).
+/// `GET /healthz`: 200 while serving; 503 once shutting down, while the
+/// room registry does not answer a probe within [`PROBE_DEADLINE`] (no
+/// message would move), or while the database refuses writes (messages
+/// are refused then).
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     if state.is_shutting_down() {
-        HttpResponse::ServiceUnavailable().json(Health {
+        return HttpResponse::ServiceUnavailable().json(Health {
             status: "shutting_down".to_owned(),
+        });
+    }
+    let probe = state.registry.send(Probe).timeout(PROBE_DEADLINE).await;
+    if let Err(error) = probe {
+        tracing::error!(error = %error, "the room registry did not answer the health probe");
+        HttpResponse::ServiceUnavailable().json(Health {
+            status: "registry_unresponsive".to_owned(),
         })
     } else if !state.store_is_healthy() {
         HttpResponse::ServiceUnavailable().json(Health {

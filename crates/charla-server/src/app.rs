@@ -67,6 +67,7 @@ impl Application {
         config: Config,
     ) -> Result<Application, StartError> {
         let port = listener.local_addr().map_err(StartError::Listen)?.port();
+        crate::registry::exit_on_registry_panic();
         let config = Arc::new(config);
         let directory = Arc::new(Directory::default());
         let metrics = Arc::new(Metrics::new());
@@ -75,7 +76,7 @@ impl Application {
         let context = Context::<Registry>::new();
         let cluster = match &config.redis_url {
             Some(url) => Some(
-                Cluster::connect(&config, url, ref_window(config.history))
+                Cluster::connect(&config, url.expose(), ref_window(config.history))
                     .await
                     .map_err(|error| StartError::Redis(error.to_string()))?,
             ),

@@ -16,6 +16,15 @@ use std::time::Duration;
 /// it counts as a slow consumer.
 pub const DEFAULT_OUTBOX_FRAMES: usize = 256;
 
+/// Default bytes of frames a session may have waiting to be written before
+/// it counts as a slow consumer (1 MiB).
+pub const DEFAULT_OUTBOX_BYTES: usize = 1 << 20;
+
+/// The smallest `CHARLA_OUTBOX_BYTES` (128 KiB): a `joined` page of
+/// history (an eighth of it) still holds a few messages, and the queue a
+/// few of the largest message events (about 24 KB).
+pub const MIN_OUTBOX_BYTES: usize = 128 << 10;
+
 /// Default `CHARLA_DATABASE`: a file in the working directory.
 pub const DEFAULT_DATABASE: &str = "charla.db";
 /// The `CHARLA_DATABASE` value that keeps history in memory only.
@@ -48,7 +57,7 @@ pub struct Config {
         value_name = "CHARLA_API_TOKEN",
         hide_env_values = true
     )]
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
 
     /// Comma-separated origins (`https://chat.example.com`) allowed to open /ws
     /// besides the server's own host; `*` allows any origin.
@@ -147,6 +156,58 @@ pub struct Config {
     )]
     pub max_rooms: usize,
 
+    /// Request budget: tokens refilled per second for `join`, `leave`,
+    /// `typing`, `watch_rooms`, `unwatch_rooms`, `ping` and refused
+    /// requests (each takes one); 0 turns it off.
+    #[arg(
+        long,
+        env = "CHARLA_REQUEST_RATE",
+        value_name = "CHARLA_REQUEST_RATE",
+        default_value_t = 20.0
+    )]
+    pub request_rate: f64,
+
+    /// Request budget: tokens in a full bucket (a new session starts full).
+    #[arg(
+        long,
+        env = "CHARLA_REQUEST_BURST",
+        value_name = "CHARLA_REQUEST_BURST",
+        default_value_t = 60
+    )]
+    pub request_burst: u32,
+
+    /// New rooms one client address may create per minute (a join or a
+    /// message that brings a room into memory); beyond it the join is
+    /// refused with `rate_limited`. 0 turns the limit off.
+    #[arg(
+        long,
+        env = "CHARLA_NEW_ROOMS_PER_MINUTE",
+        value_name = "CHARLA_NEW_ROOMS_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub new_rooms_per_minute: u32,
+
+    /// Open WebSocket connections from one client address; an upgrade
+    /// beyond it is answered 429.
+    #[arg(
+        long,
+        env = "CHARLA_MAX_CONNECTIONS_PER_IP",
+        value_name = "CHARLA_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 32
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// Proxies in front of Charla whose `X-Forwarded-For` entry is
+    /// believed, as a hop count (1 behind Heroku's router); 0 uses the
+    /// socket's address and ignores the header.
+    #[arg(
+        long,
+        env = "CHARLA_TRUSTED_PROXIES",
+        value_name = "CHARLA_TRUSTED_PROXIES",
+        default_value_t = 0
+    )]
+    pub trusted_proxies: usize,
+
     /// Open WebSocket connections; an upgrade beyond it is answered 503.
     #[arg(
         long,
@@ -165,6 +226,17 @@ pub struct Config {
         default_value_t = DEFAULT_OUTBOX_FRAMES
     )]
     pub outbox_frames: usize,
+
+    /// Bytes of frames waiting to be written per session before it is
+    /// closed as a slow consumer (1008). A `join`'s history is paged so
+    /// that it never needs more.
+    #[arg(
+        long,
+        env = "CHARLA_OUTBOX_BYTES",
+        value_name = "CHARLA_OUTBOX_BYTES",
+        default_value_t = DEFAULT_OUTBOX_BYTES
+    )]
+    pub outbox_bytes: usize,
 
     /// Where history is kept: a SQLite file, created if missing (its
     /// directory must exist and be writable), or `:memory:` to keep
@@ -188,7 +260,7 @@ pub struct Config {
         value_name = "CHARLA_REDIS_URL",
         hide_env_values = true
     )]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
 
     /// With a `rediss://` URL, accept a certificate that does not verify
     /// (Heroku's Key-Value Store presents a self-signed one). The link is
@@ -214,6 +286,36 @@ pub struct Config {
     /// Log format: `text` for people, `json` for one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_name = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// A setting that must never reach a log: its `Debug` and `Display` print
+/// `***`; [`Secret::expose`] gives the value to the one place that needs it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Secret {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Secret {
+        Secret(value.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// How log lines are written.
@@ -246,8 +348,8 @@ impl Config {
     pub fn with_platform_fallbacks(mut self) -> Config {
         if self
             .redis_url
-            .as_deref()
-            .is_some_and(|url| url.trim().is_empty())
+            .as_ref()
+            .is_some_and(|url| url.expose().trim().is_empty())
         {
             self.redis_url = None;
         }
@@ -255,7 +357,7 @@ impl Config {
             && let Ok(url) = std::env::var("REDIS_URL")
             && !url.trim().is_empty()
         {
-            self.redis_url = Some(url);
+            self.redis_url = Some(Secret(url));
         }
         self
     }
@@ -312,6 +414,21 @@ impl Config {
         if self.outbox_frames < 2 {
             return fail("CHARLA_OUTBOX_FRAMES must be at least 2");
         }
+        if self.outbox_bytes < MIN_OUTBOX_BYTES {
+            return fail("CHARLA_OUTBOX_BYTES must be at least 131072");
+        }
+        if !self.request_rate.is_finite() || self.request_rate < 0.0 {
+            return fail("CHARLA_REQUEST_RATE must be a number of tokens per second, 0 or more");
+        }
+        if self.request_rate > 0.0 && self.request_burst == 0 {
+            return fail(
+                "CHARLA_REQUEST_BURST must be at least 1 while CHARLA_REQUEST_RATE is not 0",
+            );
+        }
+        if self.max_connections_per_ip == 0 {
+            return fail("CHARLA_MAX_CONNECTIONS_PER_IP must be at least 1");
+        }
+
         Ok(())
     }
 }
@@ -336,6 +453,12 @@ mod tests {
         assert_eq!(config.max_rooms, 10_000);
         assert_eq!(config.max_connections, 10_000);
         assert_eq!(config.database, "charla.db");
+        assert_eq!(config.outbox_bytes, 1 << 20);
+        assert_eq!(config.request_rate, 20.0);
+        assert_eq!(config.request_burst, 60);
+        assert_eq!(config.new_rooms_per_minute, 30);
+        assert_eq!(config.max_connections_per_ip, 32);
+        assert_eq!(config.trusted_proxies, 0);
         assert!(!config.in_memory());
         assert!(config.api_token.is_none());
         assert!(config.allowed_origins.is_empty());
@@ -366,6 +489,17 @@ mod tests {
             ["https://a.example", "https://b.example"]
         );
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let mut config = Config::defaults();
+        config.api_token = Some("s3cret-token".into());
+        config.redis_url = Some("redis://:hunter2@127.0.0.1:6379".into());
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret-token"), "{printed}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("api_token: Some(***)"), "{printed}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub(crate) enum HttpError {
     InvalidRoom,
     #[error("{0}")]
     BadRequest(String),
-    #[error("names are 1 to {MAX_NAME_CHARS} characters without control characters")]
+    #[error("names are 1 to {MAX_NAME_CHARS} characters without control or invisible characters")]
     InvalidName,
     #[error("messages are 1 to {MAX_TEXT_CHARS} characters")]
     InvalidText,
@@ -29,6 +29,8 @@ pub(crate) enum HttpError {
     ForbiddenOrigin,
     #[error("the server is at its connection limit; retry later")]
     TooManyConnections,
+    #[error("too many connections from your address; close some or retry later")]
+    TooManyConnectionsFromAddress,
     #[error("the server is shutting down; retry later")]
     ShuttingDown,
     #[error("the server holds as many rooms as it may; retry later")]
@@ -49,6 +51,7 @@ impl HttpError {
             HttpError::InvalidName => "invalid_name",
             HttpError::InvalidText => "invalid_text",
             HttpError::Unauthorized => "unauthorized",
+            HttpError::TooManyConnectionsFromAddress => "rate_limited",
             HttpError::PostingDisabled | HttpError::ForbiddenOrigin => "forbidden",
             HttpError::TooManyConnections
             | HttpError::ShuttingDown
@@ -68,6 +71,7 @@ impl ResponseError for HttpError {
                 StatusCode::BAD_REQUEST
             }
             HttpError::Unauthorized => StatusCode::UNAUTHORIZED,
+            HttpError::TooManyConnectionsFromAddress => StatusCode::TOO_MANY_REQUESTS,
             HttpError::PostingDisabled | HttpError::ForbiddenOrigin => StatusCode::FORBIDDEN,
             HttpError::TooManyConnections
             | HttpError::ShuttingDown
@@ -86,6 +90,7 @@ impl ResponseError for HttpError {
                     .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
             HttpError::TooManyConnections
+            | HttpError::TooManyConnectionsFromAddress
             | HttpError::ShuttingDown
             | HttpError::TooManyRooms
             | HttpError::StoreUnavailable

@@ -69,12 +69,15 @@
 //! `CHARLA_REDIS_URL`, any number of processes on one Redis are one chat
 //! server: see [`cluster`] for what Redis holds and how nodes come and go.
 
+mod address;
 mod api;
 mod app;
+mod bucket;
 mod cluster;
 mod config;
 mod directory;
 mod error;
+mod gate;
 mod metrics;
 mod outbox;
 mod pages;
@@ -86,4 +89,4 @@ pub mod telemetry;
 mod ws;
 
 pub use app::{Application, StartError};
-pub use config::{Config, LogFormat};
+pub use config::{Config, LogFormat, Secret};

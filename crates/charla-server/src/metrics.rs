@@ -36,6 +36,7 @@ pub(crate) struct Metrics {
     errors: Family<ErrorLabels, Counter>,
     fanout_seconds: Histogram,
     cluster_nodes: Gauge,
+    address_refusals: Counter,
 }
 
 impl Default for Metrics {
@@ -59,6 +60,7 @@ impl Metrics {
         let fanout_seconds = Histogram::new(exponential_buckets(0.000_01, 2.0, 16));
         let cluster_nodes = Gauge::default();
         cluster_nodes.set(1);
+        let address_refusals = Counter::default();
         registry.register(
             "connections",
             "Open WebSocket connections",
@@ -96,6 +98,11 @@ impl Metrics {
             "Charla nodes alive on the shared Redis, as this node sees them (1 without Redis)",
             cluster_nodes.clone(),
         );
+        registry.register(
+            "address_refusals",
+            "Upgrades refused with 429: the client's address held CHARLA_MAX_CONNECTIONS_PER_IP connections",
+            address_refusals.clone(),
+        );
         Metrics {
             registry,
             connections,
@@ -107,7 +114,13 @@ impl Metrics {
             errors,
             fanout_seconds,
             cluster_nodes,
+            address_refusals,
         }
+    }
+
+    /// An upgrade was refused for its address's connection count.
+    pub(crate) fn address_refused(&self) {
+        self.address_refusals.inc();
     }
 
     /// Counts a new connection unless `max` are open already.

@@ -1,5 +1,5 @@
-//! A session's outbound path: a **bounded** queue of frames and the writer
-//! task that alone owns the socket's sending half.
+//! A session's outbound path: a queue of frames **bounded in frames and in
+//! bytes**, and the writer task that alone owns the socket's sending half.
 //!
 //! Everyone who talks to a client (its session actor, the room registry)
 //! pushes into its [`Outbox`] with `try_send`, so nobody ever waits on a
@@ -18,9 +18,16 @@
 //! its cache-padded state, about 1.8 KiB, up front), a push wakes the writer
 //! only when the queue goes from empty to non-empty, and the writer checks
 //! for a close with an atomic load instead of registering a waiter per
-//! frame. Invariants: at most `capacity` frames wait in the queue; frames
-//! leave in the order they came; once a close is asked for nothing more is
-//! queued and what is queued is dropped.
+//! frame. Invariants: at most `capacity` frames and `byte_capacity` bytes
+//! of text wait in the queue (one frame larger than the byte bound is let
+//! into an empty queue, so no single frame can wedge a connection; nothing
+//! the server builds is that large, see `JOINED_PAGE_SHARE`); frames leave
+//! in the order they came; once a close is asked for nothing more is queued
+//! and what is queued is dropped.
+//!
+//! The bytes counted are those waiting here. Beyond them actix-ws holds at
+//! most 32 frames it has accepted and not yet encoded, and the kernel its
+//! socket buffer.
 
 use actix_ws::{CloseCode, CloseReason};
 use bytestring::ByteString;
@@ -73,11 +80,30 @@ pub(crate) struct OutboxReceiver {
     shared: Arc<Shared>,
 }
 
+/// The frames waiting, and their text's size.
+#[derive(Debug, Default)]
+struct Queue {
+    frames: VecDeque<Frame>,
+    bytes: usize,
+}
+
+impl Frame {
+    /// What the frame counts against the byte bound: its payload.
+    fn bytes(&self) -> usize {
+        match self {
+            Frame::Text(text) => text.len(),
+            Frame::Ping => 0,
+            Frame::Pong(payload) => payload.len(),
+        }
+    }
+}
+
 /// What the pushers and the writer share.
 #[derive(Debug)]
 struct Shared {
-    queue: Mutex<VecDeque<Frame>>,
+    queue: Mutex<Queue>,
     capacity: usize,
+    byte_capacity: usize,
     /// The writer's waker: woken when the queue stops being empty, when a
     /// close is asked for, and when the last [`Outbox`] goes.
     writer: AtomicWaker,
@@ -88,7 +114,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Frame>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // A panic while holding the lock cannot leave the queue half-changed
         // (push_back and pop_front are single steps), so a poisoned lock is
         // still a usable queue.
@@ -108,9 +134,10 @@ impl Shared {
             return Poll::Ready(None);
         }
         let mut queue = self.lock();
-        if let Some(frame) = queue.pop_front() {
-            if queue.is_empty() && queue.capacity() > SHRINK_ABOVE_FRAMES {
-                queue.shrink_to(0);
+        if let Some(frame) = queue.frames.pop_front() {
+            queue.bytes -= frame.bytes();
+            if queue.frames.is_empty() && queue.frames.capacity() > SHRINK_ABOVE_FRAMES {
+                queue.frames.shrink_to(0);
             }
             return Poll::Ready(Some(frame));
         }
@@ -156,11 +183,12 @@ impl Drop for Outbox {
 }
 
 impl Outbox {
-    /// A queue holding at most `capacity` frames.
-    pub(crate) fn channel(capacity: usize) -> (Outbox, OutboxReceiver) {
+    /// A queue holding at most `capacity` frames and `byte_capacity` bytes.
+    pub(crate) fn channel(capacity: usize, byte_capacity: usize) -> (Outbox, OutboxReceiver) {
         let shared = Arc::new(Shared {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue::default()),
             capacity,
+            byte_capacity,
             writer: AtomicWaker::new(),
             reason: OnceLock::new(),
             senders: AtomicUsize::new(1),
@@ -179,11 +207,14 @@ impl Outbox {
             return Err(NotQueued::Closing);
         }
         let mut queue = self.shared.lock();
-        if queue.len() >= self.shared.capacity {
+        let bytes = queue.bytes + frame.bytes();
+        let over_bytes = bytes > self.shared.byte_capacity && !queue.frames.is_empty();
+        if queue.frames.len() >= self.shared.capacity || over_bytes {
             return Err(NotQueued::Full);
         }
-        queue.push_back(frame);
-        let was_empty = queue.len() == 1;
+        queue.frames.push_back(frame);
+        queue.bytes = bytes;
+        let was_empty = queue.frames.len() == 1;
         drop(queue);
         // The writer only sleeps on an empty queue; while frames wait it is
         // busy and comes back for them, so only the first one needs a wake.
@@ -211,7 +242,7 @@ impl Outbox {
             description: Some(description.to_owned()),
         };
         if self.shared.reason.set(reason).is_ok() {
-            self.shared.lock().clear();
+            *self.shared.lock() = Queue::default();
             self.shared.writer.wake();
         }
     }
@@ -273,7 +304,7 @@ mod tests {
 
     #[test]
     fn frames_leave_in_order_and_the_queue_is_bounded() {
-        let (outbox, receiver) = Outbox::channel(3);
+        let (outbox, receiver) = Outbox::channel(3, 1 << 20);
         assert!(next(&receiver).is_pending());
         for i in 0..3 {
             outbox.push_text(format!("{i}").into()).unwrap();
@@ -289,7 +320,7 @@ mod tests {
 
     #[test]
     fn a_close_drops_what_waits_and_refuses_more() {
-        let (outbox, receiver) = Outbox::channel(8);
+        let (outbox, receiver) = Outbox::channel(8, 1 << 20);
         outbox.push_text("a".into()).unwrap();
         outbox.close(CloseCode::Policy, "too slow");
         outbox.close(CloseCode::Normal, "");
@@ -301,7 +332,7 @@ mod tests {
 
     #[test]
     fn the_writer_ends_when_every_outbox_is_gone() {
-        let (outbox, receiver) = Outbox::channel(8);
+        let (outbox, receiver) = Outbox::channel(8, 1 << 20);
         let clone = outbox.clone();
         drop(outbox);
         clone.push_text("last".into()).unwrap();
@@ -312,11 +343,34 @@ mod tests {
 
     #[test]
     fn a_drained_burst_gives_its_memory_back() {
-        let (outbox, receiver) = Outbox::channel(1024);
+        let (outbox, receiver) = Outbox::channel(1024, 1 << 20);
         for _ in 0..500 {
             outbox.push(Frame::Ping).unwrap();
         }
         while let Poll::Ready(Some(_)) = next(&receiver) {}
-        assert!(receiver.shared.lock().capacity() <= SHRINK_ABOVE_FRAMES);
+        assert!(receiver.shared.lock().frames.capacity() <= SHRINK_ABOVE_FRAMES);
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_too() {
+        let (outbox, receiver) = Outbox::channel(100, 10);
+        outbox.push_text("aaaa".into()).unwrap();
+        outbox.push_text("bbbbbb".into()).unwrap();
+        assert_eq!(outbox.push_text("c".into()), Err(NotQueued::Full));
+        // Pings carry nothing and always fit the byte bound.
+        outbox.push(Frame::Ping).unwrap();
+        assert_eq!(text(next(&receiver)), "aaaa");
+        outbox.push_text("cccc".into()).unwrap();
+        assert_eq!(receiver.shared.lock().bytes, 10);
+    }
+
+    #[test]
+    fn one_large_frame_still_fits_an_empty_queue() {
+        let (outbox, receiver) = Outbox::channel(100, 10);
+        outbox.push_text("x".repeat(50).into()).unwrap();
+        assert_eq!(outbox.push_text("y".into()), Err(NotQueued::Full));
+        assert_eq!(text(next(&receiver)).len(), 50);
+        assert_eq!(receiver.shared.lock().bytes, 0);
+        outbox.push_text("y".into()).unwrap();
     }
 }

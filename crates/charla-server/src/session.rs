@@ -6,6 +6,13 @@
 //! [`Outbox`], whose writer task owns the sending half. It never waits
 //! either: a full outbox closes the connection as a slow consumer.
 //!
+//! Every request but `say` and `nick` (which flood control prices at the
+//! registry) takes a token from the session's request budget
+//! (`CHARLA_REQUEST_RATE`, `CHARLA_REQUEST_BURST`), and so does every
+//! refused one: with none left the request is answered `rate_limited` and
+//! goes nowhere. Requests waiting at the registry are bounded by the
+//! session's [`RequestGate`]: while it is full the socket is not read.
+//!
 //! Invariants:
 //! - `welcome` is the first frame queued, before the registry knows the
 //!   session, so nothing can overtake it;
@@ -13,6 +20,9 @@
 //!   sender, one FIFO mailbox);
 //! - the session leaves every room when the actor stops, whatever stopped it.
 
+use crate::address::ClientAddress;
+use crate::bucket::TokenBucket;
+use crate::gate::RequestGate;
 use crate::metrics::Metrics;
 use crate::outbox::{Frame, NotQueued, Outbox};
 use crate::registry::{
@@ -43,6 +53,15 @@ pub(crate) struct ChatSession {
     heartbeat: Duration,
     client_timeout: Duration,
     last_heard: Instant,
+    /// The request budget (see the module's comment).
+    requests: TokenBucket,
+    request_rate: f64,
+    request_burst: u32,
+    /// Requests handed to the registry and not yet handled: the session
+    /// counts in, the registry out, and the socket is read only while
+    /// there is room.
+    gate: Arc<RequestGate>,
+    address: ClientAddress,
     span: tracing::Span,
     /// One of the `CHARLA_MAX_CONNECTIONS` places, freed as the actor stops
     /// (before the registry hears of it, so a place is free by the time the
@@ -59,6 +78,9 @@ pub(crate) struct SessionLinks {
     pub(crate) heartbeat: Duration,
     /// Silence after which the connection is dropped.
     pub(crate) client_timeout: Duration,
+    /// The request budget's refill per second and size.
+    pub(crate) request_rate: f64,
+    pub(crate) request_burst: u32,
 }
 
 impl ChatSession {
@@ -68,6 +90,8 @@ impl ChatSession {
         outbox: Outbox,
         links: SessionLinks,
         permit: ConnectionPermit,
+        address: ClientAddress,
+        gate: Arc<RequestGate>,
     ) -> ChatSession {
         let span = tracing::info_span!("session", session = %id);
         let SessionLinks {
@@ -75,6 +99,8 @@ impl ChatSession {
             metrics,
             heartbeat,
             client_timeout,
+            request_rate,
+            request_burst,
         } = links;
         ChatSession {
             id,
@@ -85,6 +111,11 @@ impl ChatSession {
             heartbeat,
             client_timeout,
             last_heard: Instant::now(),
+            requests: TokenBucket::full(request_burst),
+            request_rate,
+            request_burst,
+            gate,
+            address,
             span,
             permit: Some(permit),
         }
@@ -102,7 +133,16 @@ impl ChatSession {
         self.push(Frame::Text(message.to_json().into()), ctx);
     }
 
-    fn reject(&self, rejection: Rejection, ctx: &mut Context<Self>) {
+    /// Answers a refused request, with `rate_limited` instead once the
+    /// request budget is spent: refusing costs the server too.
+    fn reject(&mut self, mut rejection: Rejection, ctx: &mut Context<Self>) {
+        if !self.take_request_token() {
+            rejection = Rejection::new(ErrorCode::RateLimited, rejection.reference);
+        }
+        self.answer_rejection(rejection, ctx);
+    }
+
+    fn answer_rejection(&self, rejection: Rejection, ctx: &mut Context<Self>) {
         self.metrics.error(rejection.code);
         let error = ServerMessage::Error {
             code: rejection.code,
@@ -126,10 +166,23 @@ impl ChatSession {
         }
     }
 
-    /// Hands a valid request to whoever answers it.
+    fn take_request_token(&mut self) -> bool {
+        self.requests.take(self.request_rate, self.request_burst)
+    }
+
+    /// Hands a valid request to whoever answers it, once it has paid a
+    /// request token (but `say` and `nick`, priced by flood control).
     fn dispatch(&mut self, request: Request, ctx: &mut Context<Self>) {
         let Request { reference, command } = request;
         let session = self.id;
+        let priced_by_flood_control = matches!(command, Command::Say { .. } | Command::Nick { .. });
+        if !priced_by_flood_control && !self.take_request_token() {
+            self.answer_rejection(Rejection::new(ErrorCode::RateLimited, reference), ctx);
+            return;
+        }
+        if !matches!(command, Command::Ping) {
+            self.gate.entered();
+        }
         match command {
             Command::Ping => self.reply(&ServerMessage::Pong { reference }, ctx),
             Command::Join { room, after, epoch } => self.registry.do_send(Join {
@@ -198,6 +251,8 @@ impl Actor for ChatSession {
             session: self.id,
             member: self.member.clone(),
             outbox: self.outbox.clone(),
+            gate: self.gate.clone(),
+            address: self.address,
         });
         ctx.run_interval(self.heartbeat, |session, ctx| {
             if session.last_heard.elapsed() > session.client_timeout {

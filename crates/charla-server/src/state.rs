@@ -2,9 +2,11 @@
 //! connection holds. Built once by [`crate::app::Application`]; handlers
 //! take it as `web::Data<AppState>`.
 
+use crate::address::{AddressCounts, AddressPermit, ClientAddress};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::error::HttpError;
 use crate::metrics::Metrics;
 use crate::registry::{FetchHistory, Registry, RoomView, ViewRoom};
 use crate::store::PageQuery;
@@ -29,6 +31,8 @@ pub(crate) struct AppState {
     /// The shared Redis, for history and members of rooms this node does
     /// not hold; `None` without Redis.
     pub(crate) cluster: Option<Cluster>,
+    /// Open connections per client address (`CHARLA_MAX_CONNECTIONS_PER_IP`).
+    addresses: Arc<AddressCounts>,
     /// False while the database refuses writes.
     store_health: Arc<AtomicBool>,
     shutting_down: AtomicBool,
@@ -52,6 +56,7 @@ impl AppState {
             metrics,
             disk: disk.map(|reader| Arc::new(Mutex::new(reader))),
             cluster,
+            addresses: Arc::default(),
             store_health,
             shutting_down: AtomicBool::new(false),
             next_session: AtomicU64::new(fastrand::u64(..u64::MAX / 2)),
@@ -79,20 +84,35 @@ impl AppState {
         self.next_session.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// One of the `CHARLA_MAX_CONNECTIONS` places, if one is free.
-    pub(crate) fn admit(&self) -> Option<ConnectionPermit> {
-        self.metrics
+    /// One of `address`'s `CHARLA_MAX_CONNECTIONS_PER_IP` places and one of
+    /// the server's `CHARLA_MAX_CONNECTIONS`, if both are free.
+    pub(crate) fn admit(&self, address: ClientAddress) -> Result<ConnectionPermit, HttpError> {
+        let Some(place) = self
+            .addresses
+            .admit(address, self.config.max_connections_per_ip)
+        else {
+            self.metrics.address_refused();
+            return Err(HttpError::TooManyConnectionsFromAddress);
+        };
+        if !self
+            .metrics
             .try_open_connection(self.config.max_connections)
-            .then(|| ConnectionPermit {
-                metrics: self.metrics.clone(),
-            })
+        {
+            return Err(HttpError::TooManyConnections);
+        }
+        Ok(ConnectionPermit {
+            metrics: self.metrics.clone(),
+            _address: place,
+        })
     }
 }
 
-/// An open connection's place; dropping it frees the place.
+/// An open connection's places (in the server's count and its address's);
+/// dropping it frees both.
 #[derive(Debug)]
 pub(crate) struct ConnectionPermit {
     metrics: Arc<Metrics>,
+    _address: AddressPermit,
 }
 
 impl Drop for ConnectionPermit {

@@ -1,8 +1,10 @@
 //! `GET /ws`: everything decided before the upgrade (shutdown, origin,
-//! display name, connection cap), then the wiring of one connection: its
+//! display name, the connection caps per address and in all), then the wiring of one connection: its
 //! outbox, its writer task and its session actor.
 
+use crate::address::ClientAddress;
 use crate::error::HttpError;
+use crate::gate::{Gated, RequestGate};
 use crate::outbox::{Outbox, run_writer};
 use crate::registry::SessionId;
 use crate::session::{ChatSession, SessionLinks, WriterDone};
@@ -12,6 +14,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use charla_protocol::{DisplayName, Member};
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// Query of `GET /ws`.
 #[derive(Debug, Deserialize)]
@@ -39,16 +42,17 @@ pub(crate) async fn upgrade(
             .into_string(),
         None => format!("guest-{:04}", fastrand::u16(0..10_000)),
     };
-    let Some(permit) = state.admit() else {
-        return Err(HttpError::TooManyConnections.into());
-    };
+    let address = ClientAddress::of_request(&request, state.config.trusted_proxies);
+    let permit = state.admit(address).inspect_err(|error| {
+        tracing::info!(%address, error = %error, "refused an upgrade");
+    })?;
     let (response, socket, stream) = actix_ws::handle(&request, body)?;
     let limit = state.config.max_frame_bytes;
     let stream = stream
         .max_frame_size(limit)
         .aggregate_continuations()
         .max_continuation_size(limit);
-    let (outbox, receiver) = Outbox::channel(state.config.outbox_frames);
+    let (outbox, receiver) = Outbox::channel(state.config.outbox_frames, state.config.outbox_bytes);
     let id = SessionId(state.next_session_id());
     let member = Member {
         id: id.to_string(),
@@ -59,8 +63,12 @@ pub(crate) async fn upgrade(
         metrics: state.metrics.clone(),
         heartbeat: state.config.heartbeat,
         client_timeout: state.config.client_timeout,
+        request_rate: state.config.request_rate,
+        request_burst: state.config.request_burst,
     };
-    let session = ChatSession::new(id, member, outbox, links, permit);
+    let gate = Arc::new(RequestGate::default());
+    let stream = Gated::new(stream, gate.clone());
+    let session = ChatSession::new(id, member, outbox, links, permit, address, gate);
     let address = ChatSession::create(|ctx| {
         ctx.add_stream(stream);
         session

@@ -4,7 +4,7 @@
 
 use super::rooms::Seat;
 use super::*;
-use crate::store::{Draft, Since};
+use crate::store::Draft;
 use charla_protocol::API_SENDER_ID;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,10 +17,9 @@ impl Command for Connect {
             return;
         }
         let bucket = TokenBucket::full(registry.config.msg_burst);
-        registry.sessions.insert(
-            self.session,
-            SessionState::new(self.member, self.outbox, bucket),
-        );
+        registry
+            .sessions
+            .insert(self.session, SessionState::new(self, bucket));
     }
 }
 
@@ -34,6 +33,10 @@ impl Command for Disconnect {
 
 impl Command for Join {
     type Reply = ();
+
+    fn requester(&self) -> Option<SessionId> {
+        Some(self.session)
+    }
 
     fn run(self, registry: &mut Registry, ctx: &mut Context<Registry>) {
         if registry.shared.is_some() {
@@ -54,9 +57,7 @@ impl Command for Join {
         let already_joined = state.rooms.contains(&room);
         if !already_joined {
             let outbox = state.outbox.clone();
-            let at_limit = state.rooms.len() >= registry.config.max_rooms_per_session;
-            if at_limit || !registry.ensure_room(&room) {
-                registry.send_error(session, ErrorCode::TooManyRooms, reference);
+            if !registry.make_room_for(session, &room, &reference) {
                 return;
             }
             match registry.store.log(&room) {
@@ -77,24 +78,11 @@ impl Command for Join {
             }
             registry.rooms.touch(&room);
         }
-        let join_history = registry.config.join_history;
         let Some(log) = registry.store.loaded(&room) else {
             unreachable!("a joined room's log is in memory");
         };
-        let Since { messages, complete } = match after {
-            Some(after) => log.since(after, epoch.as_deref(), join_history),
-            None => Since {
-                messages: log.recent(join_history),
-                complete: true,
-            },
-        };
-        let joined = ServerMessage::Joined {
-            room: room.as_str().to_owned(),
-            epoch: log.epoch.to_string(),
-            members: registry.members_of(&room),
-            history: messages,
-            complete,
-        };
+        let members = registry.members_of(&room);
+        let joined = registry.joined_event(&room, log, after, epoch.as_deref(), members);
         registry.send(session, &joined);
         if !already_joined {
             registry
@@ -111,6 +99,10 @@ impl Command for Join {
 impl Command for Leave {
     type Reply = ();
 
+    fn requester(&self) -> Option<SessionId> {
+        Some(self.session)
+    }
+
     fn run(self, registry: &mut Registry, ctx: &mut Context<Registry>) {
         if !registry.check_joined(self.session, &self.room, &self.reference) {
             return;
@@ -126,6 +118,10 @@ impl Command for Leave {
 impl Command for Say {
     type Reply = ();
 
+    fn requester(&self) -> Option<SessionId> {
+        Some(self.session)
+    }
+
     fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
         let Say {
             session,
@@ -133,9 +129,21 @@ impl Command for Say {
             text,
             reference,
         } = self;
-        if !registry.check_joined(session, &room, &reference)
-            || !registry.take_token(session, &reference)
-        {
+        let joined = registry
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.rooms.contains(&room));
+        if !joined {
+            // A refused `say` is flood-controlled too (rule 28): a client
+            // cannot spam refusals any faster than messages.
+            if registry.take_token_quietly(session) {
+                registry.send_error(session, ErrorCode::NotJoined, reference);
+            } else if registry.sessions.contains_key(&session) {
+                registry.send_error(session, ErrorCode::RateLimited, reference);
+            }
+            return;
+        }
+        if !registry.take_token(session, &reference) {
             return;
         }
         let Some(from) = registry.member(session) else {
@@ -158,6 +166,10 @@ impl Command for Say {
 
 impl Command for Typing {
     type Reply = ();
+
+    fn requester(&self) -> Option<SessionId> {
+        Some(self.session)
+    }
 
     fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
         if !registry.check_joined(self.session, &self.room, &self.reference) {
@@ -195,6 +207,10 @@ impl Command for Typing {
 impl Command for Rename {
     type Reply = ();
 
+    fn requester(&self) -> Option<SessionId> {
+        Some(self.session)
+    }
+
     fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
         if !registry.sessions.contains_key(&self.session)
             || !registry.take_token(self.session, &self.reference)
@@ -217,6 +233,10 @@ impl Command for Rename {
 impl Command for WatchRooms {
     type Reply = ();
 
+    fn requester(&self) -> Option<SessionId> {
+        Some(self.session)
+    }
+
     fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
         if !registry.sessions.contains_key(&self.session) {
             return;
@@ -231,6 +251,10 @@ impl Command for WatchRooms {
 
 impl Command for UnwatchRooms {
     type Reply = ();
+
+    fn requester(&self) -> Option<SessionId> {
+        Some(self.session)
+    }
 
     fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
         registry.watchers.remove(&self.session);
@@ -283,6 +307,12 @@ impl Command for ViewRoom {
             history: registry.in_memory(&self.room, |log| log.recent(join_history)),
         })
     }
+}
+
+impl Command for Probe {
+    type Reply = ();
+
+    fn run(self, _registry: &mut Registry, _ctx: &mut Context<Registry>) {}
 }
 
 impl Command for Shutdown {

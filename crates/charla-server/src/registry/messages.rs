@@ -2,11 +2,14 @@
 //! can make of it, one line of `///` each, in the order their handlers
 //! appear in [`super::handlers`].
 
+use crate::address::ClientAddress;
+use crate::gate::RequestGate;
 use crate::outbox::Outbox;
 use crate::store::PageQuery;
 use actix::prelude::*;
 use charla_protocol::{ChatMessage, DisplayName, ErrorCode, Member, MessageText, RoomName};
 use std::fmt;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// A session's key in the registry; on the wire it is an opaque hex string.
@@ -26,6 +29,12 @@ pub(crate) struct Connect {
     pub(crate) session: SessionId,
     pub(crate) member: Member,
     pub(crate) outbox: Outbox,
+    /// The session's count of requests waiting here: counted out as each
+    /// is handled.
+    pub(crate) gate: Arc<RequestGate>,
+    /// Where the session connects from (room creation is limited per
+    /// address).
+    pub(crate) address: ClientAddress,
 }
 
 /// A session ended: it leaves every room (rule 12).
@@ -131,6 +140,12 @@ pub(crate) struct RoomView {
     /// Recent history; `None` when the room's log is on disk only.
     pub(crate) history: Option<Vec<ChatMessage>>,
 }
+
+/// `GET /healthz`: answered at once, proving the registry still handles
+/// messages.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Probe;
 
 /// Close every session with 1001; the answer fires once none is left.
 #[derive(Message)]

@@ -21,14 +21,12 @@
 //! - [`messages`]: the message table (what can be asked of the registry).
 //! - [`handlers`]: one [`Command`] impl per message, in the table's order.
 //! - [`rooms`]: rooms in memory, seats, eviction at the cap.
-//! - [`flood`]: the per-session token bucket.
 //! - [`publish`]: a message's way from staged to stored to acknowledged and
 //!   broadcast (or refused), and the fences that keep a session's answers
 //!   in request order meanwhile.
 //! - this file: the actor's state and the steps every handler shares
 //!   (send, broadcast, announce, publish, reap, directory push).
 
-mod flood;
 mod handlers;
 mod messages;
 mod publish;
@@ -40,22 +38,25 @@ pub(crate) use shared::Shared;
 
 use publish::{FenceId, Held, Pending, Reply};
 
+use crate::address::ClientAddress;
+use crate::bucket::TokenBucket;
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::gate::RequestGate;
 use crate::metrics::Metrics;
 use crate::outbox::{NotQueued, Outbox};
 use crate::store::journal::Written;
-use crate::store::{Draft, RoomLog, Staged, Store, Submitted};
+use crate::store::{Draft, JoinedPage, RoomLog, Staged, Store, Submitted};
 use actix::dev::MessageResponse;
 use actix::prelude::*;
 use actix_ws::CloseCode;
 use bytestring::ByteString;
 use charla_protocol::client::default_message;
 use charla_protocol::{ChatMessage, ErrorCode, Member, PresenceEvent, RoomName, ServerMessage};
-use flood::TokenBucket;
 use rooms::{Admitted, Rooms};
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -63,6 +64,14 @@ use tokio::sync::oneshot;
 pub(crate) const DIRECTORY_PUSH_INTERVAL: Duration = Duration::from_secs(1);
 /// Shortest time between two relayed `typing` events per member and room.
 pub(crate) const TYPING_RELAY_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the registry forgets the new-room buckets that are full.
+pub(crate) const ROOM_BUCKET_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A `joined` carries at most this share of `CHARLA_OUTBOX_BYTES` of
+/// history (an eighth: 128 KiB by default), so a join can never fill a
+/// connection's queue by itself, however long the history asked for.
+pub(crate) const JOINED_PAGE_SHARE: usize = 8;
+
 /// Requests an HTTP handler may have queued at the registry before its
 /// `send` waits for room.
 pub(crate) const REGISTRY_MAILBOX: usize = 65_536;
@@ -74,14 +83,25 @@ pub(crate) trait Command: Message + Sized {
     type Reply: MessageResponse<Registry, Self>;
 
     fn run(self, registry: &mut Registry, ctx: &mut Context<Registry>) -> Self::Reply;
+
+    /// The session whose request this is, counted among its requests
+    /// waiting here (`gate::MAX_WAITING_REQUESTS`); `None` for everything else.
+    fn requester(&self) -> Option<SessionId> {
+        None
+    }
 }
 
 impl<M: Command> Handler<M> for Registry {
     type Result = M::Reply;
 
     fn handle(&mut self, msg: M, ctx: &mut Context<Self>) -> M::Reply {
+        IN_REGISTRY.set(true);
+        if let Some(state) = msg.requester().and_then(|s| self.sessions.get(&s)) {
+            state.gate.handled();
+        }
         let reply = msg.run(self, ctx);
         self.reap_slow_consumers(ctx);
+        IN_REGISTRY.set(false);
         reply
     }
 }
@@ -97,16 +117,23 @@ struct SessionState {
     /// them (docs/protocol.md, rule 36): one fence per unsettled `say`,
     /// then the answers that came after it.
     held: VecDeque<Held>,
+    /// Requests of this session sent and not yet handled (the session
+    /// counts in, the registry's `Handler` out).
+    gate: Arc<RequestGate>,
+    /// Where the session connects from: new rooms are counted per address.
+    address: ClientAddress,
 }
 
 impl SessionState {
-    fn new(member: Member, outbox: Outbox, bucket: TokenBucket) -> SessionState {
+    fn new(connect: Connect, bucket: TokenBucket) -> SessionState {
         SessionState {
-            member,
-            outbox,
+            member: connect.member,
+            outbox: connect.outbox,
             rooms: HashSet::new(),
             bucket,
             held: VecDeque::new(),
+            gate: connect.gate,
+            address: connect.address,
         }
     }
 }
@@ -138,6 +165,9 @@ pub(crate) struct Registry {
     fenced: HashSet<SessionId>,
     /// The Redis engine's state, when rooms are shared with other nodes.
     shared: Option<Shared>,
+    /// New-room buckets per client address (`CHARLA_NEW_ROOMS_PER_MINUTE`);
+    /// an address whose bucket is full again is forgotten.
+    new_rooms: HashMap<ClientAddress, TokenBucket>,
     shutting_down: bool,
     drained: Vec<oneshot::Sender<()>>,
 }
@@ -166,6 +196,7 @@ impl Registry {
             next_fence: 0,
             fenced: HashSet::new(),
             shared,
+            new_rooms: HashMap::new(),
             shutting_down: false,
             drained: Vec::new(),
         }
@@ -297,6 +328,36 @@ impl Registry {
         }
     }
 
+    /// The `joined` answering a join of `room` with `after` and `epoch`:
+    /// the history asked for (rule 11 and 27), cut to one page of at most
+    /// `CHARLA_OUTBOX_BYTES / JOINED_PAGE_SHARE` bytes, but never to less
+    /// than one message. A resume keeps the oldest messages of what it
+    /// missed and says `more` when it was cut (rule 43); a join without
+    /// `after`, or one whose sequence restarted, keeps the newest.
+    fn joined_event(
+        &self,
+        room: &RoomName,
+        log: &RoomLog,
+        after: Option<u64>,
+        epoch: Option<&str>,
+        members: Vec<Member>,
+    ) -> ServerMessage {
+        let page = self.config.outbox_bytes / JOINED_PAGE_SHARE;
+        let JoinedPage {
+            messages,
+            complete,
+            more,
+        } = log.joined_page(after, epoch, self.config.join_history, page);
+        ServerMessage::Joined {
+            room: room.as_str().to_owned(),
+            epoch: log.epoch.to_string(),
+            members,
+            history: messages,
+            complete,
+            more,
+        }
+    }
+
     fn member(&self, session: SessionId) -> Option<Member> {
         self.sessions.get(&session).map(|s| s.member.clone())
     }
@@ -315,6 +376,59 @@ impl Registry {
             .collect();
         members.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         members
+    }
+
+    /// Readies `room` for one more member, `session`: answers
+    /// `too_many_rooms` when the session is in as many rooms as it may be
+    /// or no room can make way (rule 22), and `rate_limited` when the room
+    /// must come into memory and the session's address has created its
+    /// `CHARLA_NEW_ROOMS_PER_MINUTE` already (so one client cannot churn
+    /// other rooms out of memory).
+    fn make_room_for(
+        &mut self,
+        session: SessionId,
+        room: &RoomName,
+        reference: &Option<String>,
+    ) -> bool {
+        let Some(state) = self.sessions.get(&session) else {
+            return false;
+        };
+        if state.rooms.len() >= self.config.max_rooms_per_session {
+            self.send_error(session, ErrorCode::TooManyRooms, reference.clone());
+            return false;
+        }
+        let address = state.address;
+        if self.rooms.get(room).is_none() && !self.take_new_room_token(address) {
+            self.send_error(session, ErrorCode::RateLimited, reference.clone());
+            return false;
+        }
+        if !self.ensure_room(room) {
+            self.send_error(session, ErrorCode::TooManyRooms, reference.clone());
+            return false;
+        }
+        true
+    }
+
+    /// Takes one of `address`'s new-room tokens, if it has one left.
+    fn take_new_room_token(&mut self, address: ClientAddress) -> bool {
+        let per_minute = self.config.new_rooms_per_minute;
+        if per_minute == 0 {
+            return true;
+        }
+        let rate = f64::from(per_minute) / 60.0;
+        self.new_rooms
+            .entry(address)
+            .or_insert_with(|| TokenBucket::full(per_minute))
+            .take(rate, per_minute)
+    }
+
+    /// Forgets the new-room buckets that have filled up again: a full
+    /// bucket is what a new one would be.
+    fn forget_full_room_buckets(&mut self) {
+        let per_minute = self.config.new_rooms_per_minute;
+        let rate = f64::from(per_minute) / 60.0;
+        self.new_rooms
+            .retain(|_, bucket| !bucket.is_full(rate, per_minute));
     }
 
     /// Makes sure `room` is in memory (rule 22); false when the cap is
@@ -447,6 +561,15 @@ impl Registry {
         }
     }
 
+    /// Takes a flood-control token from `session`, if it has one, and says
+    /// whether it did; answers nothing.
+    fn take_token_quietly(&mut self, session: SessionId) -> bool {
+        let (rate, burst) = (self.config.msg_rate, self.config.msg_burst);
+        self.sessions
+            .get_mut(&session)
+            .is_some_and(|state| state.bucket.take(rate, burst))
+    }
+
     /// Checks flood control for `session`; answers `rate_limited` when empty.
     fn take_token(&mut self, session: SessionId, reference: &Option<String>) -> bool {
         let (rate, burst) = (self.config.msg_rate, self.config.msg_burst);
@@ -478,6 +601,32 @@ impl Registry {
     }
 }
 
+/// The exit status after a registry panic (EX_SOFTWARE).
+pub(crate) const REGISTRY_PANIC_EXIT_STATUS: i32 = 70;
+
+thread_local! {
+    /// True while this thread runs one of the registry's handlers.
+    static IN_REGISTRY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes a panic in a registry handler end the process (status 70, after
+/// the usual panic report and a log line), so the platform restarts it:
+/// the actor would otherwise be gone while sockets and `/healthz` stayed
+/// up and no message moved. Installed once per process.
+pub(crate) fn exit_on_registry_panic() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            if IN_REGISTRY.get() {
+                tracing::error!(panic = %info, "the room registry panicked: exiting so the platform restarts charla");
+                std::process::exit(REGISTRY_PANIC_EXIT_STATUS);
+            }
+        }));
+    });
+}
+
 impl Actor for Registry {
     type Context = Context<Self>;
 
@@ -485,6 +634,65 @@ impl Actor for Registry {
         // Sessions use `do_send`, which never waits; this bounds only the
         // HTTP handlers' `send`, which wait when the registry is this far behind.
         ctx.set_mailbox_capacity(REGISTRY_MAILBOX);
+        ctx.run_interval(ROOM_BUCKET_SWEEP_INTERVAL, |registry, _ctx| {
+            registry.forget_full_room_buckets();
+        });
         self.start_shared(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// A handler that panics, as a bug would.
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct Explode;
+
+    impl Command for Explode {
+        type Reply = ();
+
+        fn run(self, _registry: &mut Registry, _ctx: &mut Context<Registry>) {
+            panic!("a bug in a registry handler");
+        }
+    }
+
+    /// Run by `a_registry_panic_ends_the_process` in a child process.
+    #[test]
+    #[ignore = "run in a child process by a_registry_panic_ends_the_process"]
+    fn registry_panic_child() {
+        actix::System::new().block_on(async {
+            exit_on_registry_panic();
+            let config = Arc::new(Config::defaults());
+            let registry = Registry::new(
+                config.clone(),
+                Store::memory(config.history),
+                Arc::default(),
+                Arc::new(Metrics::new()),
+                None,
+            )
+            .start();
+            let _ = registry.send(Explode).await;
+            // Only reached if the panic did not end the process.
+            std::process::exit(0);
+        });
+    }
+
+    #[test]
+    fn a_registry_panic_ends_the_process() {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "registry::tests::registry_panic_child",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(REGISTRY_PANIC_EXIT_STATUS));
     }
 }

@@ -156,7 +156,7 @@ mod tests {
     }
 
     fn occupy(rooms: &mut Rooms, room: &str, session: u64) {
-        let (outbox, _receiver) = Outbox::channel(2);
+        let (outbox, _receiver) = Outbox::channel(2, 1024);
         assert!(rooms.seat(&name(room), SessionId(session), Seat::new(outbox)));
     }
 
@@ -201,7 +201,7 @@ mod tests {
         let mut rooms = Rooms::new(1);
         rooms.admit(&name("a"), |_| true);
         occupy(&mut rooms, "a", 1);
-        let (outbox, _receiver) = Outbox::channel(2);
+        let (outbox, _receiver) = Outbox::channel(2, 1024);
         assert!(!rooms.seat(&name("a"), SessionId(1), Seat::new(outbox)));
         assert!(!rooms.unseat(&name("a"), SessionId(9)));
         assert_eq!(rooms.member_count(&name("a")), 1);

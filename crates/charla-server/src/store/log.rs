@@ -14,7 +14,9 @@
 //! - a `ref` maps to an id among the last `ref_window` assigned ids; it is
 //!   pending while that id is above `committed`.
 
-use super::{Draft, PageQuery, Since};
+#[cfg(test)]
+use super::Since;
+use super::{Draft, PageQuery};
 use charla_protocol::ChatMessage;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -166,28 +168,62 @@ impl RoomLog {
         self.messages.iter().skip(skip).cloned().collect()
     }
 
+    /// Whether a client that saw ids up to `after` of the sequence `epoch`
+    /// (if it knows it) can continue this sequence: false once it restarted.
+    pub(crate) fn continues(&self, after: u64, epoch: Option<&str>) -> bool {
+        after <= self.committed && epoch.is_none_or(|e| e == &*self.epoch)
+    }
+
     /// Every retained message after `after`, ascending, and whether none
     /// were dropped (docs/protocol.md, rule 11 and 27). When `after` is
     /// beyond the last id, or `epoch` names another sequence than this
     /// room's, the client saw a sequence that has restarted since: the
     /// answer is the newest `fallback` messages, incomplete.
+    #[cfg(test)]
     pub(crate) fn since(&self, after: u64, epoch: Option<&str>, fallback: usize) -> Since {
-        if after > self.committed || epoch.is_some_and(|e| e != &*self.epoch) {
-            return Since {
-                messages: self.recent(fallback),
-                complete: false,
-            };
-        }
-        let oldest = self.messages.front().map_or(self.committed + 1, |m| m.id);
-        let messages: Vec<ChatMessage> = self
-            .messages
-            .iter()
-            .filter(|m| m.id > after)
-            .cloned()
-            .collect();
+        let page = self.joined_page(Some(after), epoch, fallback, usize::MAX);
         Since {
-            messages,
-            complete: oldest <= after + 1,
+            messages: page.messages,
+            complete: page.complete,
+        }
+    }
+
+    /// The history a `join` is answered with, at most `budget` bytes of
+    /// message events (but never less than one message), read without
+    /// copying more than it keeps. Resuming (`after` in this sequence):
+    /// the oldest retained messages after `after`, `complete` as in
+    /// [`RoomLog::since`], and `more` when the budget cut it (rule 43).
+    /// Otherwise (no `after`, or a restarted sequence, rule 27): the newest
+    /// of the last `recent` messages that fit, `complete` only without
+    /// `after`.
+    pub(crate) fn joined_page(
+        &self,
+        after: Option<u64>,
+        epoch: Option<&str>,
+        recent: usize,
+        budget: usize,
+    ) -> JoinedPage {
+        match after.filter(|after| self.continues(*after, epoch)) {
+            Some(after) => {
+                let oldest = self.messages.front().map_or(self.committed + 1, |m| m.id);
+                let missed = self.messages.iter().skip_while(|m| m.id <= after);
+                let (messages, more) = take_fitting(missed, budget);
+                JoinedPage {
+                    messages,
+                    complete: oldest <= after + 1,
+                    more,
+                }
+            }
+            None => {
+                let skip = self.messages.len().saturating_sub(recent);
+                let (mut messages, _) = take_fitting(self.messages.iter().skip(skip).rev(), budget);
+                messages.reverse();
+                JoinedPage {
+                    messages,
+                    complete: after.is_none(),
+                    more: false,
+                }
+            }
         }
     }
 
@@ -195,6 +231,32 @@ impl RoomLog {
     pub(crate) fn page(&self, query: PageQuery) -> Vec<ChatMessage> {
         page(self.messages.iter(), query)
     }
+}
+
+/// The messages a `join` is answered with (see [`RoomLog::joined_page`]).
+#[derive(Debug)]
+pub(crate) struct JoinedPage {
+    pub(crate) messages: Vec<ChatMessage>,
+    pub(crate) complete: bool,
+    pub(crate) more: bool,
+}
+
+/// Copies messages in order while their events fit in `budget` bytes
+/// (at least one, if there is one); answers them and whether any was left.
+fn take_fitting<'a>(
+    mut messages: impl Iterator<Item = &'a ChatMessage>,
+    budget: usize,
+) -> (Vec<ChatMessage>, bool) {
+    let mut kept = Vec::new();
+    let mut used = 0;
+    for message in messages.by_ref() {
+        used += charla_protocol::server::message_event_len(message);
+        if used > budget && !kept.is_empty() {
+            return (kept, true);
+        }
+        kept.push(message.clone());
+    }
+    (kept, false)
 }
 
 /// One page of history out of `messages` (ascending), by rule 13: with

@@ -30,7 +30,7 @@ pub(crate) mod database;
 pub(crate) mod journal;
 mod log;
 
-pub(crate) use log::{RoomLog, Staged};
+pub(crate) use log::{JoinedPage, RoomLog, Staged};
 
 use actix::Recipient;
 use charla_protocol::{ChatMessage, Member, RoomName};
@@ -52,7 +52,9 @@ pub(crate) struct Draft {
     pub(crate) at: u64,
 }
 
-/// Retained messages after a given id, and whether none were dropped.
+/// Retained messages after a given id, and whether none were dropped (what
+/// [`RoomLog::joined_page`] answers without a budget; tests read it).
+#[cfg(test)]
 #[derive(Debug)]
 pub(crate) struct Since {
     pub(crate) messages: Vec<ChatMessage>,

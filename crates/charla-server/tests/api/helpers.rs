@@ -389,10 +389,12 @@ impl Client {
     }
 }
 
-/// For tests that send bursts faster than a person could: flood control off,
-/// and a per-session queue deep enough that a debug build on a busy machine
+/// For tests that send bursts faster than a person could: flood control and
+/// the request budget off, and a per-session queue deep enough that a debug build on a busy machine
 /// never counts as a slow consumer (tests about slow consumers set their own).
 pub fn burst_friendly(config: &mut Config) {
     config.msg_rate = 0.0;
+    config.request_rate = 0.0;
     config.outbox_frames = 8192;
+    config.outbox_bytes = 64 << 20;
 }

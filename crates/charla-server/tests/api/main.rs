@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod abuse;
 mod config_cli;
 mod delivery;
 mod http_api;

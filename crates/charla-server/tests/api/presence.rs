@@ -254,7 +254,12 @@ async fn watch_rooms_sends_the_directory_at_once_and_on_changes() {
 
 #[actix_web::test]
 async fn the_directory_lists_at_most_100_rooms_with_members_most_first() {
-    let app = spawn_app_with(|c| c.max_rooms_per_session = 128).await;
+    let app = spawn_app_with(|c| {
+        c.max_rooms_per_session = 128;
+        c.request_rate = 0.0;
+        c.new_rooms_per_minute = 0;
+    })
+    .await;
     let mut crowd = app.connect("crowd").await;
     for n in 0..105 {
         crowd.join(&format!("room-{n:03}")).await;

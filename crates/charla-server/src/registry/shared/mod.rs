@@ -30,7 +30,6 @@ use crate::cluster::link::Link;
 use crate::cluster::{
     Beat, Cluster, DirectorySnapshot, HEARTBEAT, NODE_TIMEOUT, Request, Snapshot,
 };
-use crate::store::Since;
 use redis::RedisResult;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -243,9 +242,7 @@ impl Registry {
         let newly = !state.rooms.contains(&room);
         if newly {
             let outbox = state.outbox.clone();
-            let at_limit = state.rooms.len() >= self.config.max_rooms_per_session;
-            if at_limit || !self.ensure_room(&room) {
-                self.send_error(session, ErrorCode::TooManyRooms, reference);
+            if !self.make_room_for(session, &room, &reference) {
                 return;
             }
             self.rooms.seat(&room, session, Seat::new(outbox));
@@ -306,7 +303,6 @@ impl Registry {
                 view.members.insert(member.id.clone(), member.clone());
             }
         }
-        let join_history = self.config.join_history;
         let members = self.shared_members(room).unwrap_or_default();
         for join in waiting {
             let Some(log) = self.store.loaded(room) else {
@@ -315,20 +311,13 @@ impl Registry {
                 }
                 continue;
             };
-            let Since { messages, complete } = match join.after {
-                Some(after) => log.since(after, join.epoch.as_deref(), join_history),
-                None => Since {
-                    messages: log.recent(join_history),
-                    complete: true,
-                },
-            };
-            let joined = ServerMessage::Joined {
-                room: room.as_str().to_owned(),
-                epoch: log.epoch.to_string(),
-                members: members.clone(),
-                history: messages,
-                complete,
-            };
+            let joined = self.joined_event(
+                room,
+                log,
+                join.after,
+                join.epoch.as_deref(),
+                members.clone(),
+            );
             self.deliver(join.session, &joined, join.fence);
         }
         let sessions: HashSet<SessionId> = newcomers.iter().map(|(session, _)| *session).collect();

@@ -1,5 +1,6 @@
-//! Flood control: one token bucket per session (docs/protocol.md, rules 10
-//! and 21). `say` and `nick` take a token; an empty bucket answers
+//! The token bucket behind every rate limit: flood control (`say` and
+//! `nick`, docs/protocol.md rules 10 and 21), the request budget of each
+//! session, and room creation per client address. An empty bucket answers
 //! `rate_limited` and the request is dropped.
 //!
 //! Invariants: a bucket starts full, never holds more than `burst` tokens,
@@ -8,7 +9,7 @@
 
 use std::time::Instant;
 
-/// A session's bucket: `burst` tokens, refilled at `rate` per second.
+/// A bucket of `burst` tokens, refilled at `rate` per second.
 #[derive(Debug)]
 pub(crate) struct TokenBucket {
     tokens: f64,
@@ -31,6 +32,12 @@ impl TokenBucket {
     /// Takes one token if there is one; always succeeds when `rate` is 0.
     pub(crate) fn take(&mut self, rate: f64, burst: u32) -> bool {
         self.take_at(rate, burst, Instant::now())
+    }
+
+    /// Whether the bucket has refilled to `burst` (so forgetting it and
+    /// starting a full one later changes nothing).
+    pub(crate) fn is_full(&self, rate: f64, burst: u32) -> bool {
+        rate <= 0.0 || self.tokens + self.updated.elapsed().as_secs_f64() * rate >= f64::from(burst)
     }
 
     fn take_at(&mut self, rate: f64, burst: u32, now: Instant) -> bool {
