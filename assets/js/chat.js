@@ -27,6 +27,11 @@
 //   again, with the same ref, after a pause; one refused for good is kept,
 //   with the reason, for the reader to edit, retry or discard. A join the
 //   server could not serve (`unavailable`) is tried again after a pause.
+// - Long resumes in pages. When what the room missed does not fit one
+//   `joined`, the server sends the oldest part with `more: true`; the room
+//   then asks for the next page (a join with `after` = the last id it got)
+//   and keeps live messages aside until a page comes without `more`, then
+//   shows those the pages did not already hold (protocol rule 43).
 // - Order. Requests go out in the order the reader made them: joins first
 //   on a new connection, then the pending messages, oldest first; while a
 //   message is held (flood control, storage), newer ones wait behind it.
@@ -97,7 +102,9 @@ export class ChatClient {
     this.ownSessions = new Set(ownSessions);
     /**
      * room -> {lastId, print, epoch, requestedAfter, requestedEpoch,
-     * resyncing, joined, members, joinRetry: {timer, delay}}
+     * resyncing, joined, members, joinRetry: {timer, delay}, paging}
+     * (`paging`: live messages set aside while history pages come in, or
+     * null when none are awaited)
      */
     this.rooms = new Map();
     /** Messages not yet in the room, in the order they were written. */
@@ -151,6 +158,7 @@ export class ChatClient {
       joined: false,
       members: new Map(),
       joinRetry: { timer: 0, delay: JOIN_RETRY_BASE_MS },
+      paging: null,
     });
     if (this.connected) this.join(room);
   }
@@ -247,7 +255,10 @@ export class ChatClient {
   }
 
   connectionLost() {
-    for (const state of this.rooms.values()) state.joined = false;
+    for (const state of this.rooms.values()) {
+      state.joined = false;
+      state.paging = null; // the next join starts the resume over
+    }
     for (const item of this.pending) {
       if (item.status === 'sent' || item.status === 'held') {
         item.status = 'queued';
@@ -340,9 +351,39 @@ export class ChatClient {
     }
   }
 
-  joined({ room, epoch, members, history, complete }) {
+  /** Asks for the next page of a long resume (protocol rule 43). */
+  nextPage(room) {
+    const state = this.rooms.get(room);
+    if (!state || state.paging === null || !this.connected) return;
+    const ref = newRef();
+    this.requests.set(ref, { kind: 'page', room });
+    const request = { type: 'join', room, after: state.lastId, ref };
+    if (state.epoch !== null) request.epoch = state.epoch;
+    this.connection.send(request);
+  }
+
+  /** One more page of a long resume; the set-aside live messages last. */
+  page(state, room, history, more) {
+    for (const m of history) this.deliver(state, m);
+    if (more) {
+      this.nextPage(room);
+      return;
+    }
+    const live = state.paging;
+    state.paging = null;
+    for (const m of live) this.deliver(state, m);
+  }
+
+  joined({ room, epoch, members, history, complete, more = false }) {
     const state = this.rooms.get(room);
     if (!state) return; // closed while the join was on its way
+    if (state.paging !== null && state.joined) {
+      for (const [ref, request] of this.requests) {
+        if (request.kind === 'page' && request.room === room) this.requests.delete(ref);
+      }
+      this.page(state, room, history, more);
+      return;
+    }
     state.joined = true;
     window.clearTimeout(state.joinRetry.timer);
     state.joinRetry.delay = JOIN_RETRY_BASE_MS;
@@ -389,6 +430,10 @@ export class ChatClient {
     }
     this.emit('joined', { room, members, gap, history: fresh });
     for (const m of fresh) this.deliver(state, m);
+    if (more) {
+      state.paging = [];
+      this.nextPage(room);
+    }
   }
 
   /**
@@ -422,6 +467,10 @@ export class ChatClient {
     const state = this.rooms.get(m.room);
     // While re-syncing, the coming `joined` carries these messages.
     if (!state || state.resyncing) return;
+    if (state.paging !== null) {
+      state.paging.push(m);
+      return;
+    }
     this.deliver(state, m);
   }
 
@@ -490,7 +539,10 @@ export class ChatClient {
     }
     const request = ref === undefined ? undefined : this.requests.get(ref);
     if (request) this.requests.delete(ref);
-    if (request?.kind === 'join') {
+    if (request?.kind === 'page') {
+      // The page comes after a pause (the request budget, a storage hiccup).
+      window.setTimeout(() => this.nextPage(request.room), JOIN_RETRY_BASE_MS);
+    } else if (request?.kind === 'join') {
       // Both pass by themselves: a storage hiccup, or the request budget
       // (too many joins at once).
       if (code === 'unavailable' || code === 'rate_limited') this.retryJoinLater(request.room);
