@@ -20,6 +20,10 @@ pub const DEFAULT_OUTBOX_FRAMES: usize = 256;
 /// it counts as a slow consumer (1 MiB).
 pub const DEFAULT_OUTBOX_BYTES: usize = 1 << 20;
 
+/// Default bytes of message history held in memory across all rooms
+/// (256 MiB).
+pub const DEFAULT_HISTORY_MEMORY_BYTES: usize = 256 << 20;
+
 /// The smallest `CHARLA_OUTBOX_BYTES` (128 KiB): a `joined` page of
 /// history (an eighth of it) still holds a few messages, and the queue a
 /// few of the largest message events (about 24 KB).
@@ -207,6 +211,18 @@ pub struct Config {
         default_value_t = 0
     )]
     pub trusted_proxies: usize,
+
+    /// Bytes of message history held in memory, all rooms together; beyond
+    /// it the least recently active rooms without members leave memory
+    /// (with SQLite or Redis their history stays stored and is read back
+    /// when next used).
+    #[arg(
+        long,
+        env = "CHARLA_HISTORY_MEMORY_BYTES",
+        value_name = "CHARLA_HISTORY_MEMORY_BYTES",
+        default_value_t = DEFAULT_HISTORY_MEMORY_BYTES
+    )]
+    pub history_memory_bytes: usize,
 
     /// Open WebSocket connections; an upgrade beyond it is answered 503.
     #[arg(
@@ -425,6 +441,9 @@ impl Config {
                 "CHARLA_REQUEST_BURST must be at least 1 while CHARLA_REQUEST_RATE is not 0",
             );
         }
+        if self.history_memory_bytes == 0 {
+            return fail("CHARLA_HISTORY_MEMORY_BYTES must be at least 1");
+        }
         if self.max_connections_per_ip == 0 {
             return fail("CHARLA_MAX_CONNECTIONS_PER_IP must be at least 1");
         }
@@ -459,6 +478,7 @@ mod tests {
         assert_eq!(config.new_rooms_per_minute, 30);
         assert_eq!(config.max_connections_per_ip, 32);
         assert_eq!(config.trusted_proxies, 0);
+        assert_eq!(config.history_memory_bytes, 256 << 20);
         assert!(!config.in_memory());
         assert!(config.api_token.is_none());
         assert!(config.allowed_origins.is_empty());

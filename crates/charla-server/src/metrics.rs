@@ -37,6 +37,7 @@ pub(crate) struct Metrics {
     fanout_seconds: Histogram,
     cluster_nodes: Gauge,
     address_refusals: Counter,
+    history_memory_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -61,6 +62,7 @@ impl Metrics {
         let cluster_nodes = Gauge::default();
         cluster_nodes.set(1);
         let address_refusals = Counter::default();
+        let history_memory_bytes = Gauge::default();
         registry.register(
             "connections",
             "Open WebSocket connections",
@@ -103,6 +105,11 @@ impl Metrics {
             "Upgrades refused with 429: the client's address held CHARLA_MAX_CONNECTIONS_PER_IP connections",
             address_refusals.clone(),
         );
+        registry.register(
+            "history_memory_bytes",
+            "Bytes of message history held in memory, all rooms together (kept under CHARLA_HISTORY_MEMORY_BYTES by moving idle rooms out)",
+            history_memory_bytes.clone(),
+        );
         Metrics {
             registry,
             connections,
@@ -115,7 +122,13 @@ impl Metrics {
             fanout_seconds,
             cluster_nodes,
             address_refusals,
+            history_memory_bytes,
         }
+    }
+
+    pub(crate) fn set_history_memory_bytes(&self, bytes: usize) {
+        self.history_memory_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// An upgrade was refused for its address's connection count.

@@ -101,6 +101,7 @@ impl<M: Command> Handler<M> for Registry {
         }
         let reply = msg.run(self, ctx);
         self.reap_slow_consumers(ctx);
+        self.keep_history_within_budget();
         IN_REGISTRY.set(false);
         reply
     }
@@ -440,11 +441,7 @@ impl Registry {
             Admitted::Ready => {}
             Admitted::Evicted(victim) => {
                 tracing::debug!(room = %victim, "evicted the least recently active empty room");
-                self.store.forget(&victim);
-                self.forget_view(&victim);
-                if self.shared.is_none() {
-                    self.directory.remove(&victim);
-                }
+                self.forget_evicted(&victim);
             }
             Admitted::Full => return false,
         }
@@ -454,6 +451,39 @@ impl Registry {
         }
         self.metrics.set_rooms(self.rooms.len());
         true
+    }
+
+    /// What goes with a room evicted from memory (rule 22): its log (with
+    /// SQLite or Redis it stays stored), its view, its directory entry.
+    fn forget_evicted(&mut self, victim: &RoomName) {
+        self.store.forget(victim);
+        self.forget_view(victim);
+        if self.shared.is_none() {
+            self.directory.remove(victim);
+        }
+    }
+
+    /// Keeps the history held in memory under `CHARLA_HISTORY_MEMORY_BYTES`
+    /// by evicting the least recently active rooms without members (their
+    /// history the oldest in use); rooms with members here keep theirs.
+    fn keep_history_within_budget(&mut self) {
+        let budget = self.config.history_memory_bytes;
+        while self.store.bytes() > budget {
+            let store = &self.store;
+            let evictable = |name: &RoomName| {
+                store
+                    .loaded(name)
+                    .is_some_and(|log| log.bytes() > 0 && !log.has_pending())
+            };
+            let Some(victim) = self.rooms.least_recently_active_idle(evictable) else {
+                break;
+            };
+            tracing::debug!(room = %victim, "moved an idle room out of memory: history over its budget");
+            self.rooms.remove(&victim);
+            self.forget_evicted(&victim);
+            self.metrics.set_rooms(self.rooms.len());
+        }
+        self.metrics.set_history_memory_bytes(self.store.bytes());
     }
 
     /// Drops a room that has neither members nor messages: nothing to keep.

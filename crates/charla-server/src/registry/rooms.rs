@@ -95,13 +95,7 @@ impl Rooms {
         }
         let mut admitted = Admitted::Ready;
         if self.rooms.len() >= self.cap {
-            let victim = self
-                .rooms
-                .iter()
-                .filter(|(name, r)| r.seats.is_empty() && evictable(name))
-                .min_by_key(|(_, r)| r.last_active)
-                .map(|(name, _)| name.clone());
-            let Some(victim) = victim else {
+            let Some(victim) = self.least_recently_active_idle(evictable) else {
                 return Admitted::Full;
             };
             self.rooms.remove(&victim);
@@ -109,6 +103,19 @@ impl Rooms {
         }
         self.rooms.insert(room.clone(), Room::default());
         admitted
+    }
+
+    /// The least recently active room without members that `evictable`
+    /// allows to go, if any.
+    pub(crate) fn least_recently_active_idle(
+        &self,
+        evictable: impl Fn(&RoomName) -> bool,
+    ) -> Option<RoomName> {
+        self.rooms
+            .iter()
+            .filter(|(name, r)| r.seats.is_empty() && evictable(name))
+            .min_by_key(|(_, r)| r.last_active)
+            .map(|(name, _)| name.clone())
     }
 
     /// Seats `session` in `room` (which must have been admitted); false when

@@ -41,6 +41,8 @@ pub(crate) struct RoomLog {
     assigned: u64,
     committed: u64,
     messages: VecDeque<ChatMessage>,
+    /// What `messages` holds in memory, by [`held_bytes`].
+    bytes: usize,
     refs: HashMap<String, u64>,
     /// `(id, ref)` in id order, to forget refs that leave the window.
     ref_order: VecDeque<(u64, String)>,
@@ -55,11 +57,13 @@ impl RoomLog {
         messages: Vec<ChatMessage>,
         refs: Vec<(String, u64)>,
     ) -> RoomLog {
+        let bytes = messages.iter().map(held_bytes).sum();
         let mut log = RoomLog {
             epoch,
             assigned: last_id,
             committed: last_id,
             messages: messages.into(),
+            bytes,
             refs: HashMap::with_capacity(refs.len()),
             ref_order: VecDeque::with_capacity(refs.len()),
         };
@@ -73,6 +77,24 @@ impl RoomLog {
     /// Id of the newest stored message; 0 when there is none.
     pub(crate) fn last_id(&self) -> u64 {
         self.committed
+    }
+
+    /// The bytes of memory its messages hold (see [`held_bytes`]).
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Keeps the newest `history` messages once `message`, the next one,
+    /// is added.
+    fn push_retained(&mut self, message: ChatMessage, history: usize) {
+        // `history` is at least 1 (the configuration insists).
+        while self.messages.len() >= history.max(1) {
+            if let Some(oldest) = self.messages.pop_front() {
+                self.bytes -= held_bytes(&oldest);
+            }
+        }
+        self.bytes += held_bytes(&message);
+        self.messages.push_back(message);
     }
 
     /// Whether messages are staged and not yet stored.
@@ -129,11 +151,7 @@ impl RoomLog {
     pub(crate) fn commit(&mut self, message: ChatMessage, history: usize) {
         debug_assert_eq!(message.id, self.committed + 1, "commits come in id order");
         self.committed = message.id;
-        // `history` is at least 1 (the configuration insists).
-        while self.messages.len() >= history.max(1) {
-            self.messages.pop_front();
-        }
-        self.messages.push_back(message);
+        self.push_retained(message, history);
     }
 
     /// Adds a message stored elsewhere (another node's, with Redis): the
@@ -142,10 +160,7 @@ impl RoomLog {
         debug_assert!(message.id > self.committed, "appends come in id order");
         self.committed = message.id;
         self.assigned = message.id;
-        while self.messages.len() >= history.max(1) {
-            self.messages.pop_front();
-        }
-        self.messages.push_back(message);
+        self.push_retained(message, history);
     }
 
     /// Forgets every staged message: the engine could not store them, so
@@ -231,6 +246,16 @@ impl RoomLog {
     pub(crate) fn page(&self, query: PageQuery) -> Vec<ChatMessage> {
         page(self.messages.iter(), query)
     }
+}
+
+/// What one message holds in memory: its struct and its strings' bytes
+/// (allocator overhead aside), the measure of `CHARLA_HISTORY_MEMORY_BYTES`.
+pub(crate) fn held_bytes(message: &ChatMessage) -> usize {
+    std::mem::size_of::<ChatMessage>()
+        + message.room.len()
+        + message.from.id.len()
+        + message.from.name.len()
+        + message.text.len()
 }
 
 /// The messages a `join` is answered with (see [`RoomLog::joined_page`]).

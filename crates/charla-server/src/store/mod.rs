@@ -88,6 +88,8 @@ pub(crate) struct Store {
     history: usize,
     ref_window: u64,
     logs: HashMap<RoomName, RoomLog>,
+    /// The sum of every log's [`RoomLog::bytes`].
+    bytes: usize,
     engine: Engine,
 }
 
@@ -124,6 +126,7 @@ impl Store {
             history,
             ref_window: ref_window(history),
             logs: HashMap::new(),
+            bytes: 0,
             engine: Engine::Memory,
         }
     }
@@ -134,13 +137,22 @@ impl Store {
             history,
             ref_window: ref_window(history),
             logs: HashMap::new(),
+            bytes: 0,
             engine: Engine::Shared,
         }
     }
 
     /// Puts a room's log in memory, replacing the one there (Redis engine).
     pub(crate) fn install(&mut self, room: &RoomName, log: RoomLog) {
-        self.logs.insert(room.clone(), log);
+        self.bytes += log.bytes();
+        if let Some(old) = self.logs.insert(room.clone(), log) {
+            self.bytes -= old.bytes();
+        }
+    }
+
+    /// Bytes of message history held in memory, every room together.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Adds a message stored elsewhere to `room`'s log in memory, if it is
@@ -149,7 +161,9 @@ impl Store {
         let history = self.history;
         match self.logs.get_mut(room) {
             Some(log) if message.id == log.last_id() + 1 => {
+                let before = log.bytes();
                 log.append(message, history);
+                self.bytes = self.bytes + log.bytes() - before;
                 true
             }
             _ => false,
@@ -170,6 +184,7 @@ impl Store {
             history,
             ref_window,
             logs: HashMap::new(),
+            bytes: 0,
             engine: Engine::Sqlite {
                 epoch,
                 reader,
@@ -211,6 +226,7 @@ impl Store {
                     )
                 }
             };
+            self.bytes += log.bytes();
             self.logs.insert(room.clone(), log);
         }
         Ok(self
@@ -232,7 +248,9 @@ impl Store {
     /// Drops a room's log from memory (with SQLite, its history stays on
     /// disk).
     pub(crate) fn forget(&mut self, room: &RoomName) {
-        self.logs.remove(room);
+        if let Some(log) = self.logs.remove(room) {
+            self.bytes -= log.bytes();
+        }
     }
 
     /// Gives a message the next id of `room` (read from the engine the
@@ -251,7 +269,9 @@ impl Store {
     pub(crate) fn commit(&mut self, room: &RoomName, message: ChatMessage) {
         let history = self.history;
         if let Some(log) = self.logs.get_mut(room) {
+            let before = log.bytes();
             log.commit(message, history);
+            self.bytes = self.bytes + log.bytes() - before;
         }
     }
 

@@ -582,3 +582,46 @@ async fn a_soak_of_random_disconnects_and_resumes_loses_and_doubles_nothing() {
         );
     }
 }
+
+/// The value of one gauge in `/metrics`.
+async fn gauge(app: &TestApp, name: &str) -> u64 {
+    counter(app, name).await
+}
+
+#[actix_web::test]
+async fn history_in_memory_stays_within_its_budget_and_nothing_stored_is_lost() {
+    const BUDGET: u64 = 100_000;
+    let app = spawn_app_with(|c| {
+        c.msg_rate = 0.0;
+        c.request_rate = 0.0;
+        c.new_rooms_per_minute = 0;
+        c.history_memory_bytes = BUDGET as usize;
+    })
+    .await;
+    let mut ana = app.connect("ana").await;
+    let text = "z".repeat(1000);
+    for room in 0..20 {
+        let room = format!("budget-{room}");
+        ana.join(&room).await;
+        for _ in 0..20 {
+            ana.say(&room, &text).await;
+            ana.expect_message().await;
+        }
+        ana.send_json(json!({"type": "leave", "room": room})).await;
+        assert!(matches!(ana.recv().await, ServerMessage::Left { .. }));
+        // 20 messages of 1 KB a room: 400 KB in all, four times the budget.
+        let held = gauge(&app, "charla_history_memory_bytes").await;
+        assert!(held <= BUDGET, "{held} bytes held in memory");
+    }
+    assert!(gauge(&app, "charla_history_memory_bytes").await > 0);
+    // The rooms that left memory read their history back from the disk.
+    for room in 0..20 {
+        let room = format!("budget-{room}");
+        assert_eq!(app.history(&room, "").await.len(), 20, "{room} over HTTP");
+        let (_, history, complete) = ana.join_after(&room, 0).await;
+        assert!(complete);
+        assert_eq!(history.len(), 20, "{room} on a resume");
+        ana.send_json(json!({"type": "leave", "room": room})).await;
+        assert!(matches!(ana.recv().await, ServerMessage::Left { .. }));
+    }
+}
