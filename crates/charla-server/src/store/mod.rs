@@ -29,6 +29,8 @@
 pub(crate) mod database;
 pub(crate) mod journal;
 mod log;
+#[cfg(test)]
+mod properties;
 
 pub(crate) use log::{JoinedPage, RoomLog, Staged};
 
