@@ -7,30 +7,43 @@
 //!
 //! The display-name property also asks that no character is of Unicode
 //! general category Cf (format characters such as U+202E, U+200B, U+2066 and
-//! U+FEFF), a rule `DisplayName::parse` does not have yet. That one
-//! assertion is marked `CF ASSERTION` below and can be switched off with the
-//! environment variable [`SKIP_FORMAT_CHECK_VAR`] until the parser refuses
-//! format characters.
+//! U+FEFF), Zl or Zp, but for a zero-width joiner between two emoji (rule
+//! 2). That assertion is marked `CF ASSERTION` below.
 
 use charla_protocol::{
     DisplayName, ErrorCode, MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_CHARS, MessageText, RoomName,
 };
-use std::sync::LazyLock;
-use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
-
-/// Set to any value to skip the Cf assertion on accepted display names.
-pub const SKIP_FORMAT_CHECK_VAR: &str = "CHARLA_FUZZ_SKIP_CF";
-
-/// Whether the Cf assertion runs. Read once: the fuzzer calls [`check`]
-/// millions of times and the environment does not change meanwhile.
-static CHECK_FORMAT_CHARS: LazyLock<bool> =
-    LazyLock::new(|| std::env::var_os(SKIP_FORMAT_CHECK_VAR).is_none());
+use unicode_properties::{GeneralCategory, UnicodeEmoji, UnicodeGeneralCategory};
 
 /// Whether `c` is a format character (general category Cf): invisible
 /// characters that reorder, join or hide text, such as the right-to-left
-/// override U+202E or the zero-width space U+200B.
+/// override U+202E or the zero-width space U+200B; or a line or paragraph
+/// separator.
 pub fn is_format_char(c: char) -> bool {
-    c.general_category() == GeneralCategory::Format
+    matches!(
+        c.general_category(),
+        GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
+}
+
+/// Whether `text` holds a format character that is not the joiner of an
+/// emoji sequence: U+200D with a non-ASCII emoji (or U+FE0F after one)
+/// before it and a non-ASCII emoji after it.
+pub fn has_stray_format_char(text: &str) -> bool {
+    let chars: Vec<char> = text.chars().collect();
+    let emoji = |c: char| !c.is_ascii() && c.is_emoji_char();
+    (0..chars.len()).any(|i| {
+        if !is_format_char(chars[i]) {
+            return false;
+        }
+        let joins = chars[i] == '\u{200d}'
+            && i > 0
+            && (emoji(chars[i - 1]) || chars[i - 1] == '\u{fe0f}')
+            && chars.get(i + 1).is_some_and(|c| emoji(*c));
+        !joins
+    })
 }
 
 /// Runs `raw` through the three parsers and checks every name rule.
@@ -106,23 +119,17 @@ fn check_display_name(raw: &str) {
                 Ok(&name),
                 "a display name parses to itself"
             );
-            // CF ASSERTION: fails until `DisplayName::parse` refuses
-            // format characters; CHARLA_FUZZ_SKIP_CF=1 switches it off.
-            if *CHECK_FORMAT_CHARS {
-                assert!(
-                    !text.chars().any(is_format_char),
-                    "accepted name {text:?} holds a format character (Cf)"
-                );
-            }
+            // CF ASSERTION: no format character but an emoji's joiner.
+            assert!(
+                !has_stray_format_char(text),
+                "accepted name {text:?} holds a format character (Cf)"
+            );
         }
         Err(code) => {
             assert_eq!(code, ErrorCode::InvalidName);
-            // A format character is a reason to refuse whether or not the
-            // Cf assertion runs, so this side holds before and after the
-            // parser learns the rule.
             let broken = !length_ok
                 || trimmed.chars().any(char::is_control)
-                || trimmed.chars().any(is_format_char);
+                || has_stray_format_char(trimmed);
             assert!(broken, "refused name {raw:?} breaks no rule");
         }
     }

@@ -19,14 +19,10 @@
 //! [`RefField`]), not by the parser's code. Room, name and text validity come
 //! from the name parsers, whose rules the `names` target checks.
 //!
-//! Known finding: `parse_request` accepts a JSON array in place of the
-//! object (`["ping","r1"]` is a ping with ref `r1`), because serde reads an
-//! internally tagged enum and a struct from a sequence too; its refusals of
-//! arrays echo a "ref" the frame never named. The minimised input is in
-//! `fuzz/regressions/parse_request/`. Until the parser refuses arrays, the
-//! environment variable [`SKIP_ARRAYS_VAR`] makes the target only run such
-//! frames through the parser, checking nothing, so a campaign can go on
-//! past it.
+//! A frame that is a JSON array is refused as `bad_request` with no ref
+//! echoed: serde would read a tagged enum from a sequence too (`["ping"]`),
+//! which this target found (the input is kept in
+//! `fuzz/regressions/parse_request/`); the parser now refuses arrays first.
 
 use charla_protocol::client::default_message;
 use charla_protocol::{
@@ -35,14 +31,6 @@ use charla_protocol::{
 };
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::fmt;
-use std::sync::LazyLock;
-
-/// Set to any value to check nothing about frames that are JSON arrays.
-pub const SKIP_ARRAYS_VAR: &str = "CHARLA_FUZZ_SKIP_ARRAYS";
-
-/// Whether frames that are JSON arrays are checked. Read once: the fuzzer
-/// calls [`check`] millions of times and the environment does not change.
-static CHECK_ARRAYS: LazyLock<bool> = LazyLock::new(|| std::env::var_os(SKIP_ARRAYS_VAR).is_none());
 
 /// The white space JSON allows before a value (RFC 8259, section 2).
 const JSON_WHITE_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
@@ -115,7 +103,10 @@ fn ref_field(frame: &str) -> RefField {
 /// Runs `frame` through `parse_request` and checks every property.
 pub fn check(frame: &str) {
     let outcome = parse_request(frame);
-    if !*CHECK_ARRAYS && is_json_array(frame) {
+    if is_json_array(frame) {
+        let rejection = outcome.expect_err("a JSON array is no request");
+        assert_eq!(rejection.code, ErrorCode::BadRequest, "an array");
+        assert_eq!(rejection.reference, None, "an array has no ref to echo");
         return;
     }
     let field = ref_field(frame);

@@ -157,8 +157,21 @@ pub fn default_message(code: ErrorCode) -> String {
     }
 }
 
+/// The white space JSON allows before a value (RFC 8259, section 2).
+const JSON_WHITE_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
 /// Parses and validates one text frame from a client.
 pub fn parse_request(text: &str) -> Result<Request, Rejection> {
+    // serde reads a tagged enum from a JSON array as well as from an
+    // object (`["ping"]` would be a ping): a request is an object only, and
+    // an array has no `ref` to echo.
+    if text.trim_start_matches(JSON_WHITE_SPACE).starts_with('[') {
+        return Err(Rejection {
+            code: ErrorCode::BadRequest,
+            message: "malformed request: a request is a JSON object, not an array".to_owned(),
+            reference: None,
+        });
+    }
     match serde_json::from_str::<ClientMessage>(text) {
         Ok(message) => message.validate(),
         Err(error) => Err(Rejection {
@@ -262,6 +275,15 @@ mod tests {
         assert_eq!(serde_json::to_value(&message).unwrap(), expected);
         let back: ClientMessage = serde_json::from_value(expected).unwrap();
         assert_eq!(back, message);
+    }
+
+    #[test]
+    fn a_json_array_is_no_request() {
+        for frame in [r#"["ping"]"#, r#" ["say","general","hi","r1"]"#, r#"[""]"#] {
+            let rejection = parse_request(frame).unwrap_err();
+            assert_eq!(rejection.code, ErrorCode::BadRequest, "{frame}");
+            assert_eq!(rejection.reference, None, "{frame}");
+        }
     }
 
     #[test]

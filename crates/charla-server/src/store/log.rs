@@ -11,8 +11,9 @@
 //! - `committed <= assigned`; ids are handed out one by one from
 //!   `committed + 1`, so they stay contiguous through a rewind;
 //! - `messages` holds committed messages only, ascending, at most `history`;
-//! - a `ref` maps to an id among the last `ref_window` assigned ids; it is
-//!   pending while that id is above `committed`.
+//! - every `ref` of the last `ref_window` stored ids, and of every staged
+//!   one, maps to its id (older ones may linger until the next stage); it
+//!   is pending while that id is above `committed`.
 
 #[cfg(test)]
 use super::Since;
@@ -127,13 +128,16 @@ impl RoomLog {
         if let Some(reference) = &draft.reference {
             self.refs.insert(reference.clone(), id);
             self.ref_order.push_back((id, reference.clone()));
-            while let Some((oldest, _)) = self.ref_order.front() {
-                if *oldest + ref_window > id {
-                    break;
-                }
-                if let Some((_, old)) = self.ref_order.pop_front() {
-                    self.refs.remove(&old);
-                }
+        }
+        // The window is measured from the last stored id, not from this
+        // staged one: a stage that is rewound must not have pushed out a
+        // ref that is still among the last `ref_window` stored.
+        while let Some((oldest, _)) = self.ref_order.front() {
+            if *oldest + ref_window > self.committed {
+                break;
+            }
+            if let Some((_, old)) = self.ref_order.pop_front() {
+                self.refs.remove(&old);
             }
         }
         let message = ChatMessage {
@@ -409,6 +413,9 @@ mod tests {
             append(&mut log, 1, Some("r9999")),
             Staged::Stored(REF_WINDOW + 1)
         );
+        // The window counts stored ids: "old" (id 1) leaves it once 10,000
+        // newer ones are stored, at the next message staged.
+        append(&mut log, 1, None);
         assert!(matches!(append(&mut log, 1, Some("old")), Staged::New(_)));
     }
 
