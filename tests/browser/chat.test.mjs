@@ -49,7 +49,9 @@ test('two people talk: members, typing hint, messages both ways', { timeout: 90_
   // Bruno types: Ana sees the hint, then the message replaces it.
   await activeView(bruno.page).locator('.composer-input').pressSequentially('Hola');
   await ana.page.waitForFunction(
-    () => document.querySelector('.room-view:not([hidden]) .typing')?.textContent === 'bruno is typing…',
+    // The name is isolated (FSI … PDI) so right-to-left text in it cannot
+    // reorder the sentence.
+    () => document.querySelector('.room-view:not([hidden]) .typing')?.textContent === '\u2068bruno\u2069 is typing…',
     null,
     { timeout: WAIT_MS },
   );
@@ -197,4 +199,41 @@ test('the CSP watcher does catch a violation (so silence means something)', { ti
     `expected a recorded violation, got ${JSON.stringify(probe.problems)}`,
   );
   probe.problems.length = 0;
+});
+
+test('names and messages are isolated: right-to-left text reorders nothing around it', { timeout: 60_000 }, async () => {
+  const writer = await person();
+  await enterRoom(writer.page, server.url, 'עדי', 'bidi');
+  // A bidi override inside a message is text like any other; isolated, it
+  // cannot flip the author or the time beside it.
+  const text = 'שלום \u202Eevil\u202C end';
+  await say(writer.page, text);
+  await waitForMessages(writer.page, [text]);
+  const isolatedLive = await writer.page.evaluate(() => {
+    const nodes = [
+      ...document.querySelectorAll('.room-view:not([hidden]) .message .author'),
+      ...document.querySelectorAll('.room-view:not([hidden]) .message .message-text'),
+      ...document.querySelectorAll('#member-list .member-name'),
+    ];
+    return nodes.map((n) => [n.className, n.dir, getComputedStyle(n).unicodeBidi]);
+  });
+  assert.ok(isolatedLive.length >= 3, JSON.stringify(isolatedLive));
+  for (const [name, dir, bidi] of isolatedLive) {
+    assert.equal(dir, 'auto', name);
+    assert.equal(bidi, 'isolate', name);
+  }
+  // The same on the page the server renders.
+  const reader = await person({ javaScriptEnabled: false });
+  await reader.page.goto(`${server.url}/rooms/bidi`);
+  const isolatedServed = await reader.page.evaluate(() =>
+    [...document.querySelectorAll('.message .author, .message .message-text, .member-name')]
+      .map((n) => [n.className, n.dir, getComputedStyle(n).unicodeBidi]));
+  assert.ok(isolatedServed.length >= 3, JSON.stringify(isolatedServed));
+  for (const [name, dir, bidi] of isolatedServed) {
+    assert.equal(dir, 'auto', name);
+    assert.equal(bidi, 'isolate', name);
+  }
+  writer.assertClean();
+  reader.assertClean();
+  await reader.context.close();
 });

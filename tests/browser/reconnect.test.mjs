@@ -384,3 +384,44 @@ test('a dead link the browser has not noticed is found by the ping', { timeout: 
   ana.assertClean();
   bruno.assertClean();
 });
+
+test('a long resume comes in pages: nothing lost, nothing doubled', { timeout: 120_000 }, async () => {
+  // Pages of 16 KiB (an eighth of the smallest queue): 40 messages of
+  // 1,000 characters take three pages or more.
+  const paged = await CharlaServer.start({
+    env: { CHARLA_OUTBOX_BYTES: '131072', CHARLA_MSG_RATE: '0' },
+  });
+  try {
+    const ana = await openPerson(browser);
+    const bruno = await openPerson(browser);
+    people.push(ana, bruno);
+    await installSocketControls(bruno.page);
+    const frames = recordFrames(bruno.page);
+    await enterRoom(ana.page, paged.url, 'ana', 'long');
+    await enterRoom(bruno.page, paged.url, 'bruno', 'long');
+    await say(ana.page, 'first');
+    await waitForMessages(bruno.page, ['first']);
+
+    // Bruno's link goes quiet while Ana writes a lot; then it closes.
+    await bruno.page.evaluate(() => window.__silence(window.__sockets.at(-1)));
+    const texts = ['first'];
+    for (let n = 1; n <= 40; n += 1) {
+      const text = `${n} ${'x'.repeat(1000)}`;
+      texts.push(text);
+      await say(ana.page, text);
+    }
+    await waitForMessages(ana.page, texts);
+    await bruno.page.evaluate(() => window.__sockets.at(-1).close());
+    await waitConnected(bruno.page, RECONNECT_WAIT_MS);
+    await say(ana.page, 'last');
+    texts.push('last');
+    await waitForMessages(bruno.page, texts);
+    assert.deepEqual(await messageIds(bruno.page), oneTo(texts.length));
+    const pages = frames.received.filter((f) => f?.type === 'joined' && f.more === true);
+    assert.ok(pages.length >= 2, `the resume came in pages: ${pages.length} with more`);
+    ana.assertClean();
+    bruno.assertClean();
+  } finally {
+    await paged.stop();
+  }
+});

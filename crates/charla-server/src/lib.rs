@@ -8,10 +8,18 @@
 //!   future completes, drain sessions with 1001.
 //! - [`state`]: `AppState`, what every request handler shares, and the
 //!   permit an open connection holds.
-//! - [`ws`]: `GET /ws`: origin check, name, connection cap, then the wiring
-//!   of one connection.
-//! - [`session`]: the per-connection actor (reads frames, heartbeat).
-//! - [`outbox`]: a session's bounded outbound queue and its writer task.
+//! - [`ws`]: `GET /ws`: origin check, name, connection caps (per address
+//!   and in all), then the wiring of one connection.
+//! - [`address`]: the client's address (the socket's, or a trusted
+//!   `X-Forwarded-For` entry) and the count of connections per address.
+//! - [`session`]: the per-connection actor (reads frames, heartbeat, the
+//!   request budget).
+//! - [`gate`]: the bound on a session's requests waiting at the registry:
+//!   its socket is not read while the bound is reached.
+//! - [`bucket`]: the token bucket behind flood control, the request budget
+//!   and new rooms per address.
+//! - [`outbox`]: a session's outbound queue, bounded in frames and bytes,
+//!   and its writer task.
 //! - [`registry`]: the room registry actor, a folder: its message table,
 //!   one handler per message, rooms and eviction, flood control.
 //! - [`store`]: the storage seam: each room's log (ids, recent history,
@@ -32,14 +40,16 @@
 //!
 //! | state | owner | why there |
 //! |---|---|---|
-//! | rooms, seats, session names, flood buckets, directory watchers | the registry actor | one owner serialises every change: ids, presence and acks are ordered without locks |
+//! | rooms, seats, session names, flood buckets, new-room buckets per address, directory watchers | the registry actor | one owner serialises every change: ids, presence and acks are ordered without locks |
 //! | ids, recent history, `ref` window of rooms in memory | the [`store::Store`]'s room logs, owned by the registry | `join`, resume and the room page are answered from memory; ids are assigned in one place |
 //! | every room's stored history, last id and `ref` window | the SQLite file, written only by the writer thread ([`store::journal`]) | survives restarts and evictions; the registry never waits on the disk |
 //! | messages waiting to be stored, answers held behind them | the registry (its pending queue and each session's fences) | a message is acknowledged and broadcast only once stored, and a session's answers keep its request order |
 //! | with Redis: every room's ids, history, `ref` window, members on every node, the directory, node heartbeats | Redis, changed only by [`cluster`]'s Lua scripts, each atomic and publishing one numbered event | nodes share one order per room; a node that missed events reads snapshots again |
 //! | with Redis: the rooms this node has members in (their log window and members on every node) | the registry's views (`registry/shared/`) | `join`, resume and presence are answered from memory; Redis is read once per room and kept current by events |
 //! | room member counts and last ids | [`directory::Directory`] (a `DashMap`), written by the registry | `/api/rooms`, the lobby and `/metrics` read it without a round trip through the registry's mailbox |
-//! | frames waiting for a client | each session's bounded [`outbox::Outbox`] | the registry never waits on a socket; a full queue is the slow-consumer signal |
+//! | frames waiting for a client | each session's [`outbox::Outbox`], bounded in frames and bytes | the registry never waits on a socket; a full queue is the slow-consumer signal |
+//! | a session's request budget, its count of requests at the registry | the session actor (the count shared with the registry in a [`gate::RequestGate`]) | refused or paused before any shared state is touched |
+//! | open connections per client address | [`address::AddressCounts`] (a `DashMap`) in the app state, a permit per connection | the upgrade handler decides before a session exists |
 //! | last frame heard, heartbeat timer | the session actor | per connection, no one else needs it |
 //! | counters and gauges | [`metrics::Metrics`] (atomics) | recorded on the hot path, read by `/metrics` |
 //!
