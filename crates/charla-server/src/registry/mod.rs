@@ -166,6 +166,9 @@ pub(crate) struct Registry {
     fenced: HashSet<SessionId>,
     /// The Redis engine's state, when rooms are shared with other nodes.
     shared: Option<Shared>,
+    /// History bytes up to which the memory budget is not looked at again,
+    /// after a look found no idle room to move out (0: look when over it).
+    budget_recheck_above: usize,
     /// New-room buckets per client address (`CHARLA_NEW_ROOMS_PER_MINUTE`);
     /// an address whose bucket is full again is forgotten.
     new_rooms: HashMap<ClientAddress, TokenBucket>,
@@ -198,6 +201,7 @@ impl Registry {
             fenced: HashSet::new(),
             shared,
             new_rooms: HashMap::new(),
+            budget_recheck_above: 0,
             shutting_down: false,
             drained: Vec::new(),
         }
@@ -468,6 +472,14 @@ impl Registry {
     /// history the oldest in use); rooms with members here keep theirs.
     fn keep_history_within_budget(&mut self) {
         let budget = self.config.history_memory_bytes;
+        // After a look that found no idle room, look again only once the
+        // history grew by a sixteenth of the budget or a room went idle:
+        // the look walks every room.
+        if self.store.bytes() <= self.budget_recheck_above {
+            self.metrics.set_history_memory_bytes(self.store.bytes());
+            return;
+        }
+        self.budget_recheck_above = 0;
         while self.store.bytes() > budget {
             let store = &self.store;
             let evictable = |name: &RoomName| {
@@ -476,6 +488,7 @@ impl Registry {
                     .is_some_and(|log| log.bytes() > 0 && !log.has_pending())
             };
             let Some(victim) = self.rooms.least_recently_active_idle(evictable) else {
+                self.budget_recheck_above = self.store.bytes() + budget / 16;
                 break;
             };
             tracing::debug!(room = %victim, "moved an idle room out of memory: history over its budget");
@@ -516,6 +529,8 @@ impl Registry {
             state.rooms.remove(room);
         }
         self.rooms.touch(room);
+        // The room may have gone idle: one the memory budget can move out.
+        self.budget_recheck_above = 0;
         if let Some(member) = self.member(session)
             && self.unseat_shared(room, &member)
         {
