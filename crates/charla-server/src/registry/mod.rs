@@ -21,6 +21,9 @@
 //! - [`messages`]: the message table (what can be asked of the registry).
 //! - [`handlers`]: one [`Command`] impl per message, in the table's order.
 //! - [`rooms`]: rooms in memory, seats, eviction at the cap.
+//! - [`limits`]: what a client may cost (rooms per session, new rooms per
+//!   address, flood-control tokens), `joined` pages, the history budget.
+//! - [`liveness`]: a panic in a handler ends the process.
 //! - [`publish`]: a message's way from staged to stored to acknowledged and
 //!   broadcast (or refused), and the fences that keep a session's answers
 //!   in request order meanwhile.
@@ -28,11 +31,14 @@
 //!   (send, broadcast, announce, publish, reap, directory push).
 
 mod handlers;
+mod limits;
+mod liveness;
 mod messages;
 mod publish;
 mod rooms;
 mod shared;
 
+pub(crate) use liveness::exit_on_registry_panic;
 pub(crate) use messages::*;
 pub(crate) use shared::Shared;
 
@@ -54,9 +60,8 @@ use bytestring::ByteString;
 use charla_protocol::client::default_message;
 use charla_protocol::{ChatMessage, ErrorCode, Member, PresenceEvent, RoomName, ServerMessage};
 use rooms::{Admitted, Rooms};
-use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -95,14 +100,14 @@ impl<M: Command> Handler<M> for Registry {
     type Result = M::Reply;
 
     fn handle(&mut self, msg: M, ctx: &mut Context<Self>) -> M::Reply {
-        IN_REGISTRY.set(true);
+        liveness::IN_REGISTRY.set(true);
         if let Some(state) = msg.requester().and_then(|s| self.sessions.get(&s)) {
             state.gate.handled();
         }
         let reply = msg.run(self, ctx);
         self.reap_slow_consumers(ctx);
         self.keep_history_within_budget();
-        IN_REGISTRY.set(false);
+        liveness::IN_REGISTRY.set(false);
         reply
     }
 }
@@ -333,36 +338,6 @@ impl Registry {
         }
     }
 
-    /// The `joined` answering a join of `room` with `after` and `epoch`:
-    /// the history asked for (rule 11 and 27), cut to one page of at most
-    /// `CHARLA_OUTBOX_BYTES / JOINED_PAGE_SHARE` bytes, but never to less
-    /// than one message. A resume keeps the oldest messages of what it
-    /// missed and says `more` when it was cut (rule 43); a join without
-    /// `after`, or one whose sequence restarted, keeps the newest.
-    fn joined_event(
-        &self,
-        room: &RoomName,
-        log: &RoomLog,
-        after: Option<u64>,
-        epoch: Option<&str>,
-        members: Vec<Member>,
-    ) -> ServerMessage {
-        let page = self.config.outbox_bytes / JOINED_PAGE_SHARE;
-        let JoinedPage {
-            messages,
-            complete,
-            more,
-        } = log.joined_page(after, epoch, self.config.join_history, page);
-        ServerMessage::Joined {
-            room: room.as_str().to_owned(),
-            epoch: log.epoch.to_string(),
-            members,
-            history: messages,
-            complete,
-            more,
-        }
-    }
-
     fn member(&self, session: SessionId) -> Option<Member> {
         self.sessions.get(&session).map(|s| s.member.clone())
     }
@@ -381,59 +356,6 @@ impl Registry {
             .collect();
         members.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         members
-    }
-
-    /// Readies `room` for one more member, `session`: answers
-    /// `too_many_rooms` when the session is in as many rooms as it may be
-    /// or no room can make way (rule 22), and `rate_limited` when the room
-    /// must come into memory and the session's address has created its
-    /// `CHARLA_NEW_ROOMS_PER_MINUTE` already (so one client cannot churn
-    /// other rooms out of memory).
-    fn make_room_for(
-        &mut self,
-        session: SessionId,
-        room: &RoomName,
-        reference: &Option<String>,
-    ) -> bool {
-        let Some(state) = self.sessions.get(&session) else {
-            return false;
-        };
-        if state.rooms.len() >= self.config.max_rooms_per_session {
-            self.send_error(session, ErrorCode::TooManyRooms, reference.clone());
-            return false;
-        }
-        let address = state.address;
-        if self.rooms.get(room).is_none() && !self.take_new_room_token(address) {
-            self.send_error(session, ErrorCode::RateLimited, reference.clone());
-            return false;
-        }
-        if !self.ensure_room(room) {
-            self.send_error(session, ErrorCode::TooManyRooms, reference.clone());
-            return false;
-        }
-        true
-    }
-
-    /// Takes one of `address`'s new-room tokens, if it has one left.
-    fn take_new_room_token(&mut self, address: ClientAddress) -> bool {
-        let per_minute = self.config.new_rooms_per_minute;
-        if per_minute == 0 {
-            return true;
-        }
-        let rate = f64::from(per_minute) / 60.0;
-        self.new_rooms
-            .entry(address)
-            .or_insert_with(|| TokenBucket::full(per_minute))
-            .take(rate, per_minute)
-    }
-
-    /// Forgets the new-room buckets that have filled up again: a full
-    /// bucket is what a new one would be.
-    fn forget_full_room_buckets(&mut self) {
-        let per_minute = self.config.new_rooms_per_minute;
-        let rate = f64::from(per_minute) / 60.0;
-        self.new_rooms
-            .retain(|_, bucket| !bucket.is_full(rate, per_minute));
     }
 
     /// Makes sure `room` is in memory (rule 22); false when the cap is
@@ -465,38 +387,6 @@ impl Registry {
         if self.shared.is_none() {
             self.directory.remove(victim);
         }
-    }
-
-    /// Keeps the history held in memory under `CHARLA_HISTORY_MEMORY_BYTES`
-    /// by evicting the least recently active rooms without members (their
-    /// history the oldest in use); rooms with members here keep theirs.
-    fn keep_history_within_budget(&mut self) {
-        let budget = self.config.history_memory_bytes;
-        // After a look that found no idle room, look again only once the
-        // history grew by a sixteenth of the budget or a room went idle:
-        // the look walks every room.
-        if self.store.bytes() <= self.budget_recheck_above {
-            self.metrics.set_history_memory_bytes(self.store.bytes());
-            return;
-        }
-        self.budget_recheck_above = 0;
-        while self.store.bytes() > budget {
-            let store = &self.store;
-            let evictable = |name: &RoomName| {
-                store
-                    .loaded(name)
-                    .is_some_and(|log| log.bytes() > 0 && !log.has_pending())
-            };
-            let Some(victim) = self.rooms.least_recently_active_idle(evictable) else {
-                self.budget_recheck_above = self.store.bytes() + budget / 16;
-                break;
-            };
-            tracing::debug!(room = %victim, "moved an idle room out of memory: history over its budget");
-            self.rooms.remove(&victim);
-            self.forget_evicted(&victim);
-            self.metrics.set_rooms(self.rooms.len());
-        }
-        self.metrics.set_history_memory_bytes(self.store.bytes());
     }
 
     /// Drops a room that has neither members nor messages: nothing to keep.
@@ -606,28 +496,6 @@ impl Registry {
         }
     }
 
-    /// Takes a flood-control token from `session`, if it has one, and says
-    /// whether it did; answers nothing.
-    fn take_token_quietly(&mut self, session: SessionId) -> bool {
-        let (rate, burst) = (self.config.msg_rate, self.config.msg_burst);
-        self.sessions
-            .get_mut(&session)
-            .is_some_and(|state| state.bucket.take(rate, burst))
-    }
-
-    /// Checks flood control for `session`; answers `rate_limited` when empty.
-    fn take_token(&mut self, session: SessionId, reference: &Option<String>) -> bool {
-        let (rate, burst) = (self.config.msg_rate, self.config.msg_burst);
-        let Some(state) = self.sessions.get_mut(&session) else {
-            return false;
-        };
-        if state.bucket.take(rate, burst) {
-            return true;
-        }
-        self.send_error(session, ErrorCode::RateLimited, reference.clone());
-        false
-    }
-
     /// Whether `session` is in `room`; answers `not_joined` when not.
     fn check_joined(
         &mut self,
@@ -646,32 +514,6 @@ impl Registry {
     }
 }
 
-/// The exit status after a registry panic (EX_SOFTWARE).
-pub(crate) const REGISTRY_PANIC_EXIT_STATUS: i32 = 70;
-
-thread_local! {
-    /// True while this thread runs one of the registry's handlers.
-    static IN_REGISTRY: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Makes a panic in a registry handler end the process (status 70, after
-/// the usual panic report and a log line), so the platform restarts it:
-/// the actor would otherwise be gone while sockets and `/healthz` stayed
-/// up and no message moved. Installed once per process.
-pub(crate) fn exit_on_registry_panic() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            previous(info);
-            if IN_REGISTRY.get() {
-                tracing::error!(panic = %info, "the room registry panicked: exiting so the platform restarts charla");
-                std::process::exit(REGISTRY_PANIC_EXIT_STATUS);
-            }
-        }));
-    });
-}
-
 impl Actor for Registry {
     type Context = Context<Self>;
 
@@ -683,61 +525,5 @@ impl Actor for Registry {
             registry.forget_full_room_buckets();
         });
         self.start_shared(ctx);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::Store;
-
-    /// A handler that panics, as a bug would.
-    #[derive(Message)]
-    #[rtype(result = "()")]
-    struct Explode;
-
-    impl Command for Explode {
-        type Reply = ();
-
-        fn run(self, _registry: &mut Registry, _ctx: &mut Context<Registry>) {
-            panic!("a bug in a registry handler");
-        }
-    }
-
-    /// Run by `a_registry_panic_ends_the_process` in a child process.
-    #[test]
-    #[ignore = "run in a child process by a_registry_panic_ends_the_process"]
-    fn registry_panic_child() {
-        actix::System::new().block_on(async {
-            exit_on_registry_panic();
-            let config = Arc::new(Config::defaults());
-            let registry = Registry::new(
-                config.clone(),
-                Store::memory(config.history),
-                Arc::default(),
-                Arc::new(Metrics::new()),
-                None,
-            )
-            .start();
-            let _ = registry.send(Explode).await;
-            // Only reached if the panic did not end the process.
-            std::process::exit(0);
-        });
-    }
-
-    #[test]
-    fn a_registry_panic_ends_the_process() {
-        let status = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "registry::tests::registry_panic_child",
-                "--ignored",
-                "--test-threads=1",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert_eq!(status.code(), Some(REGISTRY_PANIC_EXIT_STATUS));
     }
 }
