@@ -34,7 +34,7 @@ export class Rules {
     this.maxTextChars = maxTextChars;
     this.roomPattern = new RegExp(`^[a-z0-9][a-z0-9_-]{0,${maxRoomChars - 1}}$`);
     this.words = {
-      rate_limited: 'You are sending messages faster than this server allows. Charla will send it again in a moment.',
+      rate_limited: 'You are going faster than this server allows. Charla will try again in a moment.',
       invalid_text: `Messages must be between 1 and ${maxTextChars} characters.`,
       invalid_name: `Names must be 1 to ${maxNameChars} characters, without control or invisible characters.`,
       invalid_room: `Room names are 1 to ${maxRoomChars} letters, digits, “-” or “_”, starting with a letter or a digit.`,
