@@ -478,6 +478,27 @@ async fn healthz_proves_the_registry_answers() {
     let app = spawn_app_with(|_| {}).await;
     let (status, body) = app.get_json("/healthz").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+    // The registry runs on this test's thread (the HTTP workers have their
+    // own): while this thread waits for the answer below, the registry
+    // cannot answer the probe, as if it were stuck.
+    let port = app.port;
+    let (answer, answered) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        answer.send(response).unwrap();
+    });
+    let response = answered.recv().expect("an answer");
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains("registry_unresponsive"), "{response}");
+    // Free again, the registry answers at once.
+    let (status, _) = app.get_json("/healthz").await;
+    assert_eq!(status, 200);
 }
 
 /// Appends `id` to what a reader has seen: it must be the next one.
