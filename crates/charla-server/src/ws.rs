@@ -1,6 +1,7 @@
 //! `GET /ws`: everything decided before the upgrade (shutdown, origin,
-//! display name, the connection caps per address and in all), then the wiring of one connection: its
-//! outbox, its writer task and its session actor.
+//! display name, the connection caps per address and in all), then the
+//! wiring of one connection: its outbox, its request gate, its writer task
+//! and its session actor.
 
 use crate::address::ClientAddress;
 use crate::error::HttpError;
