@@ -135,11 +135,10 @@ impl Command for Say {
             .is_some_and(|s| s.rooms.contains(&room));
         if !joined {
             // A refused `say` is flood-controlled too (rule 28): a client
-            // cannot spam refusals any faster than messages.
-            if registry.take_token_quietly(session) {
+            // cannot spam refusals any faster than messages. Without a
+            // token the answer is `rate_limited` instead.
+            if registry.take_token(session, &reference) {
                 registry.send_error(session, ErrorCode::NotJoined, reference);
-            } else if registry.sessions.contains_key(&session) {
-                registry.send_error(session, ErrorCode::RateLimited, reference);
             }
             return;
         }

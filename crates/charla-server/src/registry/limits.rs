@@ -69,33 +69,29 @@ impl Registry {
 
     /// Takes one of `address`'s new-room tokens, if it has one left.
     pub(super) fn take_new_room_token(&mut self, address: ClientAddress) -> bool {
-        let per_minute = self.config.new_rooms_per_minute;
-        if per_minute == 0 {
+        let (rate, burst) = self.new_room_rate();
+        if rate <= 0.0 {
             return true;
         }
-        let rate = f64::from(per_minute) / 60.0;
         self.new_rooms
             .entry(address)
-            .or_insert_with(|| TokenBucket::full(per_minute))
-            .take(rate, per_minute)
+            .or_insert_with(|| TokenBucket::full(burst))
+            .take(rate, burst)
+    }
+
+    /// The new-room buckets' refill per second and size: a minute's worth
+    /// of `CHARLA_NEW_ROOMS_PER_MINUTE`.
+    fn new_room_rate(&self) -> (f64, u32) {
+        let per_minute = self.config.new_rooms_per_minute;
+        (f64::from(per_minute) / 60.0, per_minute)
     }
 
     /// Forgets the new-room buckets that have filled up again: a full
     /// bucket is what a new one would be.
     pub(super) fn forget_full_room_buckets(&mut self) {
-        let per_minute = self.config.new_rooms_per_minute;
-        let rate = f64::from(per_minute) / 60.0;
+        let (rate, burst) = self.new_room_rate();
         self.new_rooms
-            .retain(|_, bucket| !bucket.is_full(rate, per_minute));
-    }
-
-    /// Takes a flood-control token from `session`, if it has one, and says
-    /// whether it did; answers nothing.
-    pub(super) fn take_token_quietly(&mut self, session: SessionId) -> bool {
-        let (rate, burst) = (self.config.msg_rate, self.config.msg_burst);
-        self.sessions
-            .get_mut(&session)
-            .is_some_and(|state| state.bucket.take(rate, burst))
+            .retain(|_, bucket| !bucket.is_full(rate, burst));
     }
 
     /// Checks flood control for `session`; answers `rate_limited` when empty.

@@ -15,8 +15,6 @@
 //!   one, maps to its id (older ones may linger until the next stage); it
 //!   is pending while that id is above `committed`.
 
-#[cfg(test)]
-use super::Since;
 use super::{Draft, PageQuery};
 use charla_protocol::ChatMessage;
 use std::collections::{HashMap, VecDeque};
@@ -189,7 +187,7 @@ impl RoomLog {
 
     /// Whether a client that saw ids up to `after` of the sequence `epoch`
     /// (if it knows it) can continue this sequence: false once it restarted.
-    pub(crate) fn continues(&self, after: u64, epoch: Option<&str>) -> bool {
+    fn continues(&self, after: u64, epoch: Option<&str>) -> bool {
         after <= self.committed && epoch.is_none_or(|e| e == &*self.epoch)
     }
 
@@ -197,14 +195,11 @@ impl RoomLog {
     /// were dropped (docs/protocol.md, rule 11 and 27). When `after` is
     /// beyond the last id, or `epoch` names another sequence than this
     /// room's, the client saw a sequence that has restarted since: the
-    /// answer is the newest `fallback` messages, incomplete.
+    /// answer is the newest `fallback` messages, incomplete. (A join's
+    /// page without a byte budget: what tests compare against.)
     #[cfg(test)]
-    pub(crate) fn since(&self, after: u64, epoch: Option<&str>, fallback: usize) -> Since {
-        let page = self.joined_page(Some(after), epoch, fallback, usize::MAX);
-        Since {
-            messages: page.messages,
-            complete: page.complete,
-        }
+    pub(crate) fn since(&self, after: u64, epoch: Option<&str>, fallback: usize) -> JoinedPage {
+        self.joined_page(Some(after), epoch, fallback, usize::MAX)
     }
 
     /// The history a `join` is answered with, at most `budget` bytes of

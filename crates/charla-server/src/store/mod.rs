@@ -54,18 +54,6 @@ pub(crate) struct Draft {
     pub(crate) at: u64,
 }
 
-/// Retained messages after a given id, and whether none were dropped (what
-/// [`RoomLog::joined_page`] answers without a budget; tests read it).
-#[cfg(test)]
-#[derive(Debug)]
-pub(crate) struct Since {
-    pub(crate) messages: Vec<ChatMessage>,
-    /// False when messages with ids after `after` are no longer retained, or
-    /// when the client's sequence has restarted since (docs/protocol.md,
-    /// rule 27).
-    pub(crate) complete: bool,
-}
-
 /// Which page of history `GET /api/rooms/{room}/messages` asks for.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PageQuery {
