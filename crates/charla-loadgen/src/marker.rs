@@ -137,6 +137,7 @@ mod tests {
             },
             text: encode(stamp, 48),
             at: 1,
+            ..ChatMessage::default()
         });
         assert_eq!(
             scan_message(&message.to_json()),
@@ -151,6 +152,7 @@ mod tests {
             },
             text: "hola \"lg 1 2 3\"".into(),
             at: 1,
+            ..ChatMessage::default()
         });
         assert_eq!(scan_message(&other.to_json()), Scanned::Unstamped);
         // The id is found wherever it stands, after the sender's string id

@@ -368,6 +368,7 @@ mod tests {
             code: ErrorCode::RateLimited,
             message: "slow down".into(),
             reference: None,
+            until: None,
         };
         assert!(
             matches!(charla_event(&error.to_json()), Event::Error(e) if e.starts_with("rate_limited"))

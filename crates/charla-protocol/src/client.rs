@@ -12,7 +12,7 @@
 
 use crate::{
     DisplayName, ErrorCode, MAX_EPOCH_CHARS, MAX_NAME_CHARS, MAX_REF_CHARS, MAX_ROOM_CHARS,
-    MAX_TEXT_CHARS, MessageText, RoomName,
+    MAX_TEXT_CHARS, MessageText, RoomName, SECRET_CHARS, Secret,
 };
 use serde::{Deserialize, Serialize};
 
@@ -74,6 +74,29 @@ pub enum ClientMessage {
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
+    /// Become a stable identity: present the secret the server issued
+    /// earlier, or none to be issued one (docs/protocol.md, rule 49).
+    Identify {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// Replace the text of one of your messages.
+    Edit {
+        room: String,
+        id: u64,
+        text: String,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    /// Delete one of your messages.
+    Delete {
+        room: String,
+        id: u64,
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
 }
 
 /// A request that passed every check this crate can make.
@@ -109,6 +132,18 @@ pub enum Command {
     Ping,
     WatchRooms,
     UnwatchRooms,
+    Identify {
+        secret: Option<Secret>,
+    },
+    Edit {
+        room: RoomName,
+        id: u64,
+        text: MessageText,
+    },
+    Delete {
+        room: RoomName,
+        id: u64,
+    },
 }
 
 /// A refused request: the `error` event that answers it.
@@ -154,6 +189,12 @@ pub fn default_message(code: ErrorCode) -> String {
         ErrorCode::Unavailable => {
             "the message could not be stored and was not sent: try again".to_owned()
         }
+        ErrorCode::IdentityLocked => {
+            "identify once per connection, before joining any room".to_owned()
+        }
+        ErrorCode::UnknownMessage => "no such message in this room".to_owned(),
+        ErrorCode::NotAuthor => "only its author can change this message".to_owned(),
+        ErrorCode::Banned => "you are banned here".to_owned(),
     }
 }
 
@@ -207,7 +248,10 @@ impl ClientMessage {
             | ClientMessage::Nick { reference, .. }
             | ClientMessage::Ping { reference }
             | ClientMessage::WatchRooms { reference }
-            | ClientMessage::UnwatchRooms { reference } => reference.as_deref(),
+            | ClientMessage::UnwatchRooms { reference }
+            | ClientMessage::Identify { reference, .. }
+            | ClientMessage::Edit { reference, .. }
+            | ClientMessage::Delete { reference, .. } => reference.as_deref(),
         }
     }
 
@@ -261,6 +305,27 @@ impl ClientMessage {
             ClientMessage::Ping { .. } => Command::Ping,
             ClientMessage::WatchRooms { .. } => Command::WatchRooms,
             ClientMessage::UnwatchRooms { .. } => Command::UnwatchRooms,
+            ClientMessage::Identify { secret, .. } => Command::Identify {
+                secret: match secret {
+                    None => None,
+                    Some(raw) => Some(Secret::parse(&raw).ok_or_else(|| Rejection {
+                        code: ErrorCode::BadRequest,
+                        message: format!(
+                            "secret must be {SECRET_CHARS} lowercase hex digits, as issued"
+                        ),
+                        reference: reference.clone(),
+                    })?),
+                },
+            },
+            ClientMessage::Edit { room, id, text, .. } => {
+                let room = RoomName::parse(&room).map_err(reject)?;
+                let text = MessageText::parse(&text).map_err(reject)?;
+                Command::Edit { room, id, text }
+            }
+            ClientMessage::Delete { room, id, .. } => Command::Delete {
+                room: RoomName::parse(&room).map_err(reject)?,
+                id,
+            },
         };
         Ok(Request { reference, command })
     }

@@ -31,11 +31,21 @@ pub enum ErrorCode {
     /// The server could not store the message (its disk failed): it was
     /// not sent to anyone and can be resent with the same `ref`.
     Unavailable,
+    /// `identify` after joining a room, or a second `identify`.
+    IdentityLocked,
+    /// `edit` or `delete` of an id that is no retained, undeleted message
+    /// of the room.
+    UnknownMessage,
+    /// `edit` or `delete` of another member's message.
+    NotAuthor,
+    /// A ban keeps this identity or address out of the room (or the whole
+    /// server) until the error's `until`.
+    Banned,
 }
 
 impl ErrorCode {
     /// Every code, in the order of docs/protocol.md's table of errors.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadRequest,
         ErrorCode::InvalidRoom,
         ErrorCode::InvalidName,
@@ -45,6 +55,10 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Unsupported,
         ErrorCode::Unavailable,
+        ErrorCode::IdentityLocked,
+        ErrorCode::UnknownMessage,
+        ErrorCode::NotAuthor,
+        ErrorCode::Banned,
     ];
 
     /// The code as it appears on the wire.
@@ -59,6 +73,10 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::IdentityLocked => "identity_locked",
+            ErrorCode::UnknownMessage => "unknown_message",
+            ErrorCode::NotAuthor => "not_author",
+            ErrorCode::Banned => "banned",
         }
     }
 }

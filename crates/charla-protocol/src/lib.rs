@@ -32,7 +32,7 @@ pub mod settings;
 
 pub use client::{ClientMessage, Command, Rejection, Request, parse_request};
 pub use error::ErrorCode;
-pub use names::{DisplayName, MessageText, RoomName};
+pub use names::{DisplayName, MessageText, RoomName, Secret};
 pub use server::{ChatMessage, Member, PresenceEvent, RoomSummary, ServerMessage};
 
 /// Longest display name, in Unicode scalar values.
@@ -47,6 +47,10 @@ pub const MAX_EPOCH_CHARS: usize = 64;
 pub const MAX_REF_CHARS: usize = 64;
 /// Most rooms listed in a `rooms` event or by `GET /api/rooms`.
 pub const MAX_LISTED_ROOMS: usize = 100;
+/// Length of an identity's secret: 32 random bytes as lowercase hex.
+pub const SECRET_CHARS: usize = 64;
+/// `from.name` of deletions made through the moderation API.
+pub const MODERATOR_NAME: &str = "moderator";
 /// `from.id` of messages posted through the HTTP API (`POST
 /// /api/rooms/{room}/messages`). Session ids are hex, so no session can have
 /// it; the sender's name is whatever the poster claimed, so pages mark these.

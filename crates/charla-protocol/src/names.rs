@@ -16,7 +16,7 @@
 //! - message text is trimmed and holds 1 to [`MAX_TEXT_CHARS`] Unicode scalar
 //!   values.
 
-use crate::{ErrorCode, MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_CHARS};
+use crate::{ErrorCode, MAX_NAME_CHARS, MAX_ROOM_CHARS, MAX_TEXT_CHARS, SECRET_CHARS};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use unicode_properties::{GeneralCategory, UnicodeEmoji, UnicodeGeneralCategory};
@@ -166,6 +166,34 @@ impl MessageText {
     /// The text as an owned string.
     pub fn into_string(self) -> String {
         self.0
+    }
+}
+
+/// An identity's secret as a client presents it: [`SECRET_CHARS`]
+/// lowercase hex digits (docs/protocol.md, rule 49). Its `Debug` never
+/// prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Checks the shape of a presented secret.
+    pub fn parse(raw: &str) -> Option<Secret> {
+        let valid = raw.len() == SECRET_CHARS
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        valid.then(|| Secret(raw.to_owned()))
+    }
+
+    /// The secret's hex digits.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
     }
 }
 

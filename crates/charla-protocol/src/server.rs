@@ -9,22 +9,55 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A member of a room as others see it: the server-chosen session id and the
 /// current display name (names are not unique; ids are).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub id: String,
     pub name: String,
 }
 
-/// One chat message, live or from history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One entry of a room, live or from history: a chat message, or the edit
+/// or deletion of one (docs/protocol.md, rule 50).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub room: String,
     /// Per-room id: starts at 1, grows by exactly 1.
     pub id: u64,
     pub from: Member,
+    /// The text; empty once the message (or the message an edit entry
+    /// edits) is deleted, and on a delete entry.
     pub text: String,
     /// When the server accepted it, in milliseconds since the Unix epoch.
     pub at: u64,
+    /// On a message that was edited: the `at` of its latest edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<u64>,
+    /// On a message that was deleted: true (and `text` is empty).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
+    /// On an edit entry: the id of the message it gave this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edits: Option<u64>,
+    /// On a delete entry: the id of the message it deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletes: Option<u64>,
+}
+
+impl ChatMessage {
+    /// The message an edit or delete entry changes; `None` for a message.
+    pub fn target(&self) -> Option<u64> {
+        self.edits.or(self.deletes)
+    }
+
+    /// Applies `entry`, an edit or a delete of this message, to it.
+    pub fn apply(&mut self, entry: &ChatMessage) {
+        if entry.edits == Some(self.id) && !self.deleted {
+            self.text.clone_from(&entry.text);
+            self.edited = Some(entry.at);
+        } else if entry.deletes == Some(self.id) {
+            self.text.clear();
+            self.deleted = true;
+        }
+    }
 }
 
 /// What happened to a room's membership.
@@ -101,12 +134,31 @@ pub enum ServerMessage {
     },
     /// Room directory snapshot for a session that sent `watch_rooms`.
     Rooms { rooms: Vec<RoomSummary> },
+    /// Answer to `identify`: the connection's member id from now on, and
+    /// the secret when the server just issued it.
+    Identity {
+        id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
+    },
+    /// A moderator removed this connection from a room (a kick, or a ban:
+    /// then `until` says when the ban ends).
+    Kicked {
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
+    },
     /// A request was refused; the connection stays open.
     Error {
         code: ErrorCode,
         message: String,
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
+        /// With `banned`: when the ban ends, in Unix milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
     },
 }
 
@@ -204,6 +256,7 @@ mod tests {
             from: ana(),
             text: "hola".into(),
             at: 1_700_000_000_000,
+            ..ChatMessage::default()
         }
     }
 
@@ -319,6 +372,7 @@ mod tests {
                     code,
                     message: "why".into(),
                     reference: Some("r".into()),
+                    until: None,
                 },
                 json!({"type": "error", "code": code.as_str(), "message": "why", "ref": "r"}),
             );
@@ -328,9 +382,51 @@ mod tests {
                 code: ErrorCode::RateLimited,
                 message: "slow".into(),
                 reference: None,
+                until: None,
             },
             json!({"type": "error", "code": "rate_limited", "message": "slow"}),
         );
+        round_trip(
+            ServerMessage::Error {
+                code: ErrorCode::Banned,
+                message: "banned".into(),
+                reference: None,
+                until: Some(1_800_000_000_000),
+            },
+            json!({"type": "error", "code": "banned", "message": "banned", "until": 1_800_000_000_000u64}),
+        );
+        round_trip(
+            ServerMessage::Identity {
+                id: "0123456789abcdef".into(),
+                secret: None,
+            },
+            json!({"type": "identity", "id": "0123456789abcdef"}),
+        );
+        round_trip(
+            ServerMessage::Kicked {
+                room: "general".into(),
+                reason: Some("spam".into()),
+                until: Some(5),
+            },
+            json!({"type": "kicked", "room": "general", "reason": "spam", "until": 5}),
+        );
+        let mut edit = hello(8);
+        edit.edits = Some(7);
+        let mut edit_json = hello_json(8);
+        edit_json["edits"] = json!(7);
+        round_trip(ServerMessage::Message(edit.clone()), edit_json);
+        let mut edited = hello(7);
+        edited.apply(&edit);
+        assert_eq!(edited.edited, Some(edit.at));
+        let mut delete = hello(9);
+        delete.text.clear();
+        delete.deletes = Some(7);
+        edited.apply(&delete);
+        let mut deleted_json = hello_json(7);
+        deleted_json["text"] = json!("");
+        deleted_json["edited"] = json!(1_700_000_000_000u64);
+        deleted_json["deleted"] = json!(true);
+        round_trip(ServerMessage::Message(edited), deleted_json);
     }
 
     #[test]

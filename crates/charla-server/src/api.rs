@@ -4,7 +4,7 @@
 use crate::config::Secret;
 use crate::error::HttpError;
 use crate::metrics;
-use crate::registry::{Post, Probe};
+use crate::registry::{ModeratorDelete, Post, Probe};
 use crate::state::AppState;
 use crate::store::PageQuery;
 use actix_web::http::header;
@@ -40,6 +40,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     .route("/api/rooms", web::get().to(list_rooms))
     .route("/api/rooms/{room}/messages", web::get().to(history))
     .route("/api/rooms/{room}/messages", web::post().to(post_message))
+    .route(
+        "/api/rooms/{room}/messages/{id}",
+        web::delete().to(delete_message),
+    )
     .route("/healthz", web::get().to(health))
     .route("/metrics", web::get().to(metrics));
 }
@@ -74,13 +78,10 @@ async fn history(
     }))
 }
 
-/// `POST /api/rooms/{room}/messages` with `Authorization: Bearer <token>`.
-async fn post_message(
-    state: web::Data<AppState>,
-    request: HttpRequest,
-    room: web::Path<String>,
-    body: web::Bytes,
-) -> Result<HttpResponse, HttpError> {
+/// Checks the `Authorization: Bearer <CHARLA_API_TOKEN>` header of a post
+/// or a moderation call: `403` without a token configured, `401` for a
+/// missing or wrong one.
+pub(crate) fn authorize(state: &AppState, request: &HttpRequest) -> Result<(), HttpError> {
     let Some(token) = state.config.api_token.as_ref().map(Secret::expose) else {
         return Err(HttpError::PostingDisabled);
     };
@@ -89,11 +90,22 @@ async fn post_message(
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
-    if !presented
-        .is_some_and(|p| constant_time_eq::constant_time_eq(p.as_bytes(), token.as_bytes()))
+    if presented.is_some_and(|p| constant_time_eq::constant_time_eq(p.as_bytes(), token.as_bytes()))
     {
-        return Err(HttpError::Unauthorized);
+        Ok(())
+    } else {
+        Err(HttpError::Unauthorized)
     }
+}
+
+/// `POST /api/rooms/{room}/messages` with `Authorization: Bearer <token>`.
+async fn post_message(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    room: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, HttpError> {
+    authorize(&state, &request)?;
     let room = RoomName::parse(&room).map_err(|_| HttpError::InvalidRoom)?;
     let post: PostMessage = serde_json::from_slice(&body).map_err(|error| {
         HttpError::BadRequest(format!("body must be {{\"from\",\"text\"}}: {error}"))
@@ -103,6 +115,32 @@ async fn post_message(
     let stored = state.registry.send(Post { room, from, text }).await?;
     match stored.await {
         Ok(Ok(id)) => Ok(HttpResponse::Created().json(Posted { id })),
+        Ok(Err(ErrorCode::TooManyRooms)) => Err(HttpError::TooManyRooms),
+        Ok(Err(ErrorCode::Unavailable)) => Err(HttpError::StoreUnavailable),
+        Ok(Err(_)) | Err(_) => Err(HttpError::Internal),
+    }
+}
+
+/// `DELETE /api/rooms/{room}/messages/{id}` with the token: a moderator
+/// deletes any message (rule 50); `200 {"id"}` with the delete entry's id
+/// once it is stored.
+async fn delete_message(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, HttpError> {
+    authorize(&state, &request)?;
+    let (room, id) = path.into_inner();
+    let room = RoomName::parse(&room).map_err(|_| HttpError::InvalidRoom)?;
+    let id: u64 = id.parse().map_err(|_| HttpError::UnknownMessage)?;
+    let stored = state.registry.send(ModeratorDelete { room, id }).await?;
+    match stored.await {
+        Ok(Ok(id)) => {
+            state.metrics.moderated("delete");
+            Ok(HttpResponse::Ok().json(Posted { id }))
+        }
+        Ok(Err(ErrorCode::UnknownMessage)) => Err(HttpError::UnknownMessage),
+        Ok(Err(ErrorCode::Unsupported)) => Err(HttpError::NotWithRedis),
         Ok(Err(ErrorCode::TooManyRooms)) => Err(HttpError::TooManyRooms),
         Ok(Err(ErrorCode::Unavailable)) => Err(HttpError::StoreUnavailable),
         Ok(Err(_)) | Err(_) => Err(HttpError::Internal),

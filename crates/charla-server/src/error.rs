@@ -39,6 +39,10 @@ pub(crate) enum HttpError {
     StoreUnavailable,
     #[error("history cannot be read right now; retry later")]
     HistoryUnavailable,
+    #[error("no such message in this room")]
+    UnknownMessage,
+    #[error("moderation is not available with Redis yet (CHARLA_REDIS_URL)")]
+    NotWithRedis,
     #[error("internal error")]
     Internal,
 }
@@ -58,6 +62,8 @@ impl HttpError {
             | HttpError::TooManyRooms
             | HttpError::StoreUnavailable
             | HttpError::HistoryUnavailable => "unavailable",
+            HttpError::UnknownMessage => "unknown_message",
+            HttpError::NotWithRedis => "unsupported",
             HttpError::Internal => "internal",
         }
     }
@@ -78,6 +84,8 @@ impl ResponseError for HttpError {
             | HttpError::TooManyRooms
             | HttpError::StoreUnavailable
             | HttpError::HistoryUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::UnknownMessage => StatusCode::NOT_FOUND,
+            HttpError::NotWithRedis => StatusCode::NOT_IMPLEMENTED,
             HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -88,6 +88,7 @@ mod config;
 mod directory;
 mod error;
 mod gate;
+mod identity;
 mod metrics;
 mod outbox;
 mod pages;

@@ -23,6 +23,12 @@ struct ErrorLabels {
     code: String,
 }
 
+/// Labels of `charla_moderation_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModerationLabels {
+    action: &'static str,
+}
+
 /// Every metric the server exports.
 #[derive(Debug)]
 pub(crate) struct Metrics {
@@ -38,6 +44,8 @@ pub(crate) struct Metrics {
     cluster_nodes: Gauge,
     address_refusals: Counter,
     history_memory_bytes: Gauge,
+    moderation: Family<ModerationLabels, Counter>,
+    banned_refusals: Counter,
 }
 
 impl Default for Metrics {
@@ -63,6 +71,8 @@ impl Metrics {
         cluster_nodes.set(1);
         let address_refusals = Counter::default();
         let history_memory_bytes = Gauge::default();
+        let moderation = Family::<ModerationLabels, Counter>::default();
+        let banned_refusals = Counter::default();
         registry.register(
             "connections",
             "Open WebSocket connections",
@@ -110,6 +120,16 @@ impl Metrics {
             "Bytes of message history held in memory, all rooms together (kept under CHARLA_HISTORY_MEMORY_BYTES by moving idle rooms out)",
             history_memory_bytes.clone(),
         );
+        registry.register(
+            "moderation",
+            "Moderation calls that took effect, by action (delete, kick, ban, unban)",
+            moderation.clone(),
+        );
+        registry.register(
+            "banned_refusals",
+            "Requests refused with banned",
+            banned_refusals.clone(),
+        );
         Metrics {
             registry,
             connections,
@@ -123,7 +143,17 @@ impl Metrics {
             cluster_nodes,
             address_refusals,
             history_memory_bytes,
+            moderation,
+            banned_refusals,
         }
+    }
+
+    /// A moderation call took effect: `action` is `delete`, `kick`, `ban`
+    /// or `unban`.
+    pub(crate) fn moderated(&self, action: &'static str) {
+        self.moderation
+            .get_or_create(&ModerationLabels { action })
+            .inc();
     }
 
     pub(crate) fn set_history_memory_bytes(&self, bytes: usize) {
@@ -184,6 +214,9 @@ impl Metrics {
     pub(crate) fn error(&self, code: ErrorCode) {
         if code == ErrorCode::RateLimited {
             self.rate_limited.inc();
+        }
+        if code == ErrorCode::Banned {
+            self.banned_refusals.inc();
         }
         self.errors
             .get_or_create(&ErrorLabels {

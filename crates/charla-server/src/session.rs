@@ -26,8 +26,8 @@ use crate::gate::RequestGate;
 use crate::metrics::Metrics;
 use crate::outbox::{Frame, NotQueued, Outbox};
 use crate::registry::{
-    Connect, Disconnect, Join, Leave, Registry, Rename, Say, SessionId, Typing, UnwatchRooms,
-    WatchRooms,
+    Change, Connect, Disconnect, Identify, Join, Leave, Registry, Rename, Say, SessionId, Typing,
+    UnwatchRooms, WatchRooms,
 };
 use crate::state::ConnectionPermit;
 use actix::prelude::*;
@@ -148,6 +148,7 @@ impl ChatSession {
             code: rejection.code,
             message: rejection.message,
             reference: rejection.reference,
+            until: None,
         };
         self.reply(&error, ctx);
     }
@@ -175,7 +176,13 @@ impl ChatSession {
     fn dispatch(&mut self, request: Request, ctx: &mut Context<Self>) {
         let Request { reference, command } = request;
         let session = self.id;
-        let priced_by_flood_control = matches!(command, Command::Say { .. } | Command::Nick { .. });
+        let priced_by_flood_control = matches!(
+            command,
+            Command::Say { .. }
+                | Command::Nick { .. }
+                | Command::Edit { .. }
+                | Command::Delete { .. }
+        );
         if !priced_by_flood_control && !self.take_request_token() {
             self.answer_rejection(Rejection::new(ErrorCode::RateLimited, reference), ctx);
             return;
@@ -215,6 +222,25 @@ impl ChatSession {
             }),
             Command::WatchRooms => self.registry.do_send(WatchRooms { session }),
             Command::UnwatchRooms => self.registry.do_send(UnwatchRooms { session }),
+            Command::Identify { secret } => self.registry.do_send(Identify {
+                session,
+                secret,
+                reference,
+            }),
+            Command::Edit { room, id, text } => self.registry.do_send(Change {
+                session,
+                room,
+                id,
+                text: Some(text),
+                reference,
+            }),
+            Command::Delete { room, id } => self.registry.do_send(Change {
+                session,
+                room,
+                id,
+                text: None,
+                reference,
+            }),
         }
     }
 

@@ -237,6 +237,7 @@ mod tests {
             from,
             text: text.into(),
             at: 1_700_000_000_000,
+            ..ChatMessage::default()
         }
     }
 

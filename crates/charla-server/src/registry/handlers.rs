@@ -4,8 +4,9 @@
 
 use super::rooms::Seat;
 use super::*;
-use crate::store::Draft;
-use charla_protocol::API_SENDER_ID;
+use crate::identity;
+use crate::store::{Changer, Draft};
+use charla_protocol::{API_SENDER_ID, MODERATOR_NAME, MessageText};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 impl Command for Connect {
@@ -153,6 +154,7 @@ impl Command for Say {
             text: text.into_string(),
             reference: reference.clone(),
             at: unix_millis(),
+            ..Draft::default()
         };
         let reply = Reply::Session { session, reference };
         if registry.shared.is_some() {
@@ -229,6 +231,101 @@ impl Command for Rename {
     }
 }
 
+impl Command for Identify {
+    type Reply = ();
+
+    fn requester(&self) -> Option<SessionId> {
+        Some(self.session)
+    }
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
+        let Identify {
+            session,
+            secret,
+            reference,
+        } = self;
+        if registry.shared.is_some() {
+            registry.refuse_with_redis(session, reference);
+            return;
+        }
+        let Some(state) = registry.sessions.get_mut(&session) else {
+            return;
+        };
+        if state.identified || !state.rooms.is_empty() {
+            registry.send_error(session, ErrorCode::IdentityLocked, reference);
+            return;
+        }
+        let (secret, issued) = match secret {
+            Some(secret) => (secret, false),
+            None => match identity::issue() {
+                Ok(secret) => (secret, true),
+                Err(error) => {
+                    tracing::error!(error = %error, "cannot draw a secret");
+                    registry.send_error(session, ErrorCode::Unavailable, reference);
+                    return;
+                }
+            },
+        };
+        state.identified = true;
+        state.member.id = identity::member_id(&secret);
+        let answer = ServerMessage::Identity {
+            id: state.member.id.clone(),
+            secret: issued.then(|| secret.expose().to_owned()),
+        };
+        registry.send(session, &answer);
+    }
+}
+
+impl Command for Change {
+    type Reply = ();
+
+    fn requester(&self) -> Option<SessionId> {
+        Some(self.session)
+    }
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
+        let Change {
+            session,
+            room,
+            id,
+            text,
+            reference,
+        } = self;
+        let Some(from) = registry.member(session) else {
+            return;
+        };
+        if registry.shared.is_some() {
+            registry.refuse_with_redis(session, reference);
+            return;
+        }
+        let joined = registry
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.rooms.contains(&room));
+        let checked = if joined {
+            registry
+                .store
+                .loaded(&room)
+                .map_or(Err(ErrorCode::UnknownMessage), |log| {
+                    log.check_change(id, Changer::Author(&from.id))
+                })
+        } else {
+            Err(ErrorCode::NotJoined)
+        };
+        // A change takes a flood-control token, refused or not, as a `say`
+        // does (rule 28); without one the answer is `rate_limited`.
+        if !registry.take_token(session, &reference) {
+            return;
+        }
+        if let Err(code) = checked {
+            registry.send_error(session, code, reference);
+            return;
+        }
+        let draft = change_draft(from, id, text, reference.clone());
+        registry.publish(&room, draft, Reply::Session { session, reference });
+    }
+}
+
 impl Command for WatchRooms {
     type Reply = ();
 
@@ -286,12 +383,46 @@ impl Command for Post {
             text: self.text.into_string(),
             reference: None,
             at: unix_millis(),
+            ..Draft::default()
         };
         if registry.shared.is_some() {
             registry.say_shared(&self.room, draft, Reply::Http(answer));
         } else {
             registry.publish(&self.room, draft, Reply::Http(answer));
         }
+        MessageResult(receiver)
+    }
+}
+
+impl Command for ModeratorDelete {
+    type Reply = MessageResult<ModeratorDelete>;
+
+    fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) -> Self::Reply {
+        let (answer, receiver) = oneshot::channel();
+        let checked = if registry.shared.is_some() {
+            Err(ErrorCode::Unsupported)
+        } else if registry.ensure_room(&self.room) {
+            match registry.store.log(&self.room) {
+                Ok(log) => log.check_change(self.id, Changer::Moderator),
+                Err(error) => {
+                    tracing::error!(error = %error, "refusing a moderator's delete");
+                    Err(ErrorCode::Unavailable)
+                }
+            }
+        } else {
+            Err(ErrorCode::TooManyRooms)
+        };
+        if let Err(code) = checked {
+            registry.drop_if_unused(&self.room);
+            let _ = answer.send(Err(code));
+            return MessageResult(receiver);
+        }
+        let moderator = Member {
+            id: API_SENDER_ID.to_owned(),
+            name: MODERATOR_NAME.to_owned(),
+        };
+        let draft = change_draft(moderator, self.id, None, None);
+        registry.publish(&self.room, draft, Reply::Http(answer));
         MessageResult(receiver)
     }
 }
@@ -345,6 +476,33 @@ impl Command for Written {
 
     fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
         registry.written(self);
+    }
+}
+
+impl Registry {
+    /// Identities, edits and deletes are not available with the Redis
+    /// engine yet: the request is refused as `unsupported`.
+    fn refuse_with_redis(&mut self, session: SessionId, reference: Option<String>) {
+        let message = "identities, edits and deletes are not available with Redis yet".to_owned();
+        self.send_refusal(session, ErrorCode::Unsupported, message, reference, None);
+    }
+}
+
+/// The entry that edits message `id` to `text`, or deletes it (`None`).
+fn change_draft(
+    from: Member,
+    id: u64,
+    text: Option<MessageText>,
+    reference: Option<String>,
+) -> Draft {
+    let deletes = text.is_none().then_some(id);
+    Draft {
+        from,
+        text: text.map(MessageText::into_string).unwrap_or_default(),
+        reference,
+        at: unix_millis(),
+        edits: deletes.is_none().then_some(id),
+        deletes,
     }
 }
 

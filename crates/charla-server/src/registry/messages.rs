@@ -7,7 +7,7 @@ use crate::gate::RequestGate;
 use crate::outbox::Outbox;
 use crate::store::PageQuery;
 use actix::prelude::*;
-use charla_protocol::{ChatMessage, DisplayName, ErrorCode, Member, MessageText, RoomName};
+use charla_protocol::{ChatMessage, DisplayName, ErrorCode, Member, MessageText, RoomName, Secret};
 use std::fmt;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -93,6 +93,28 @@ pub(crate) struct Rename {
     pub(crate) reference: Option<String>,
 }
 
+/// `identify`: become the identity holding `secret`, or a new one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Identify {
+    pub(crate) session: SessionId,
+    pub(crate) secret: Option<Secret>,
+    pub(crate) reference: Option<String>,
+}
+
+/// `edit` and `delete`: change one of the session's messages.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Change {
+    pub(crate) session: SessionId,
+    pub(crate) room: RoomName,
+    /// The message to change.
+    pub(crate) id: u64,
+    /// The new text; `None` deletes the message.
+    pub(crate) text: Option<MessageText>,
+    pub(crate) reference: Option<String>,
+}
+
 /// `watch_rooms`: send the directory now and on every change.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -124,6 +146,16 @@ pub(crate) struct Post {
     pub(crate) room: RoomName,
     pub(crate) from: DisplayName,
     pub(crate) text: MessageText,
+}
+
+/// `DELETE /api/rooms/{room}/messages/{id}`: a moderator deletes any
+/// message; the answer comes once the delete entry is stored: its id, or
+/// why not.
+#[derive(Message)]
+#[rtype(result = "oneshot::Receiver<Result<u64, ErrorCode>>")]
+pub(crate) struct ModeratorDelete {
+    pub(crate) room: RoomName,
+    pub(crate) id: u64,
 }
 
 /// The room page: current members and recent history.

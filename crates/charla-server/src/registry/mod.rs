@@ -128,6 +128,8 @@ struct SessionState {
     gate: Arc<RequestGate>,
     /// Where the session connects from: new rooms are counted per address.
     address: ClientAddress,
+    /// Whether it sent `identify` (once per connection, rule 49).
+    identified: bool,
 }
 
 impl SessionState {
@@ -140,6 +142,7 @@ impl SessionState {
             held: VecDeque::new(),
             gate: connect.gate,
             address: connect.address,
+            identified: false,
         }
     }
 }
@@ -240,6 +243,26 @@ impl Registry {
         self.deliver_error(session, code, reference, None);
     }
 
+    /// Answers a refusal in words of its own (and, for `banned`, until
+    /// when), in request order like any answer.
+    fn send_refusal(
+        &mut self,
+        session: SessionId,
+        code: ErrorCode,
+        message: String,
+        reference: Option<String>,
+        until: Option<u64>,
+    ) {
+        self.metrics.error(code);
+        let error = ServerMessage::Error {
+            code,
+            message,
+            reference,
+            until,
+        };
+        self.deliver(session, &error, None);
+    }
+
     /// Counts an error and answers it, as [`Registry::deliver`] does.
     fn deliver_error(
         &mut self,
@@ -253,6 +276,7 @@ impl Registry {
             code,
             message: default_message(code),
             reference,
+            until: None,
         };
         self.deliver(session, &error, at);
     }

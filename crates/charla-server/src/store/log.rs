@@ -17,7 +17,8 @@
 
 use super::{Draft, PageQuery};
 use charla_protocol::ChatMessage;
-use std::collections::{HashMap, VecDeque};
+use charla_protocol::ErrorCode;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// The answer of [`RoomLog::stage`].
@@ -45,6 +46,17 @@ pub(crate) struct RoomLog {
     refs: HashMap<String, u64>,
     /// `(id, ref)` in id order, to forget refs that leave the window.
     ref_order: VecDeque<(u64, String)>,
+    /// Messages a staged delete entry deletes: no further change of them
+    /// is staged (rule 50).
+    deleting: HashSet<u64>,
+}
+
+/// Who asks to change a message: its author's member id, or a moderator
+/// (who may change any message).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Changer<'a> {
+    Author(&'a str),
+    Moderator,
 }
 
 impl RoomLog {
@@ -65,6 +77,7 @@ impl RoomLog {
             bytes,
             refs: HashMap::with_capacity(refs.len()),
             ref_order: VecDeque::with_capacity(refs.len()),
+            deleting: HashSet::new(),
         };
         for (reference, id) in refs {
             log.refs.insert(reference.clone(), id);
@@ -83,9 +96,59 @@ impl RoomLog {
         self.bytes
     }
 
+    /// The retained message or entry with this id.
+    fn position(&self, id: u64) -> Option<usize> {
+        self.messages.binary_search_by_key(&id, |m| m.id).ok()
+    }
+
+    /// Whether `changer` may edit or delete message `id` (rule 50): it must
+    /// be a retained message (not an entry), not deleted nor being deleted,
+    /// and the changer's own unless a moderator asks.
+    pub(crate) fn check_change(&self, id: u64, changer: Changer<'_>) -> Result<(), ErrorCode> {
+        let message = self
+            .position(id)
+            .map(|at| &self.messages[at])
+            .filter(|m| m.target().is_none() && !m.deleted && !self.deleting.contains(&id))
+            .ok_or(ErrorCode::UnknownMessage)?;
+        match changer {
+            Changer::Author(author) if author != message.from.id => Err(ErrorCode::NotAuthor),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies an edit or delete entry, about to be retained, to the
+    /// message it changes if that is retained: the message takes its new
+    /// text or is emptied, and a delete empties the edit entries that held
+    /// the message's texts (so does an edit that comes after the delete).
+    fn apply_change(&mut self, entry: &mut ChatMessage) {
+        let Some(target) = entry.target() else {
+            return;
+        };
+        if entry.deletes.is_some() {
+            self.deleting.remove(&target);
+        }
+        let Some(at) = self.position(target) else {
+            return;
+        };
+        let before = held_bytes(&self.messages[at]);
+        self.messages[at].apply(entry);
+        let after = held_bytes(&self.messages[at]);
+        self.bytes = self.bytes + after - before;
+        if self.messages[at].deleted {
+            entry.text.clear();
+            for later in self.messages.range_mut(at + 1..) {
+                if later.edits == Some(target) && !later.text.is_empty() {
+                    self.bytes -= later.text.len();
+                    later.text.clear();
+                }
+            }
+        }
+    }
+
     /// Keeps the newest `history` messages once `message`, the next one,
-    /// is added.
-    fn push_retained(&mut self, message: ChatMessage, history: usize) {
+    /// is added (an edit or delete entry changes its message first).
+    fn push_retained(&mut self, mut message: ChatMessage, history: usize) {
+        self.apply_change(&mut message);
         // `history` is at least 1 (the configuration insists).
         while self.messages.len() >= history.max(1) {
             if let Some(oldest) = self.messages.pop_front() {
@@ -138,12 +201,18 @@ impl RoomLog {
                 self.refs.remove(&old);
             }
         }
+        if let Some(target) = draft.deletes {
+            self.deleting.insert(target);
+        }
         let message = ChatMessage {
             room: room.to_owned(),
             id,
             from: draft.from,
             text: draft.text,
             at: draft.at,
+            edits: draft.edits,
+            deletes: draft.deletes,
+            ..ChatMessage::default()
         };
         (Staged::New(id), Some(message))
     }
@@ -177,6 +246,7 @@ impl RoomLog {
             }
         }
         self.assigned = self.committed;
+        self.deleting.clear();
     }
 
     /// The newest `limit` stored messages, ascending.
@@ -331,6 +401,7 @@ mod tests {
             text: text.into(),
             reference: reference.map(str::to_owned),
             at: 1,
+            ..Draft::default()
         }
     }
 

@@ -32,7 +32,7 @@ mod log;
 #[cfg(test)]
 mod properties;
 
-pub(crate) use log::{JoinedPage, RoomLog, Staged};
+pub(crate) use log::{Changer, JoinedPage, RoomLog, Staged};
 
 use actix::Recipient;
 use charla_protocol::{ChatMessage, Member, RoomName};
@@ -46,12 +46,16 @@ use std::sync::atomic::AtomicBool;
 pub(crate) const REF_WINDOW: u64 = 10_000;
 
 /// A message about to be stored: everything but its id.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Draft {
     pub(crate) from: Member,
     pub(crate) text: String,
     pub(crate) reference: Option<String>,
     pub(crate) at: u64,
+    /// For an edit entry: the message it edits (docs/protocol.md, rule 50).
+    pub(crate) edits: Option<u64>,
+    /// For a delete entry: the message it deletes.
+    pub(crate) deletes: Option<u64>,
 }
 
 /// Which page of history `GET /api/rooms/{room}/messages` asks for.

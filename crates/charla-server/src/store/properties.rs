@@ -236,6 +236,7 @@ fn stage(
         text: format!("message {}", model.drafts),
         reference: reference.clone(),
         at: model.drafts,
+        ..Draft::default()
     };
     let text = draft.text.clone();
     let next = model.next_id();
@@ -325,6 +326,7 @@ fn a_rewind_brings_back_the_refs_of_the_window() {
         text: "x".into(),
         reference: reference.map(str::to_owned),
         at: 1,
+        ..Draft::default()
     };
     for reference in [Some("r"), None, None, None] {
         let (_, message) = log.stage(ROOM, draft(reference), WINDOW);

@@ -352,6 +352,7 @@ impl Client {
                 code,
                 reference,
                 message,
+                ..
             } => {
                 assert!(!message.is_empty(), "errors carry a human message");
                 (code, reference)

@@ -60,11 +60,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// Pages see the retained window only (`?5` is the history length): rows
 /// waiting for their pruning step are never answered.
-const SELECT_PAGE_UP: &str = "SELECT id, from_id, from_name, text, at, reference FROM stored
+const SELECT_PAGE_UP: &str = "SELECT id, from_id, from_name, text, at, reference, edited, deleted, edits, deletes FROM stored
      WHERE room = ?1 AND id < ?3
        AND id > max(?2, (SELECT coalesce(max(id), 0) FROM stored WHERE room = ?1) - ?5)
      ORDER BY id ASC LIMIT ?4";
-const SELECT_PAGE_DOWN: &str = "SELECT id, from_id, from_name, text, at, reference FROM stored
+const SELECT_PAGE_DOWN: &str = "SELECT id, from_id, from_name, text, at, reference, edited, deleted, edits, deletes FROM stored
      WHERE room = ?1 AND id < ?3
        AND id > max(?2, (SELECT coalesce(max(id), 0) FROM stored WHERE room = ?1) - ?5)
      ORDER BY id DESC LIMIT ?4";
@@ -73,13 +73,30 @@ const PROBE_WRITE: &str = "INSERT OR REPLACE INTO meta (key, value) VALUES ('pro
      DELETE FROM meta WHERE key = 'probe';";
 /// A batch goes to the `inbox`, whose rows are in arrival order: a batch
 /// appends to its last pages whatever rooms it spans.
-const INSERT_MESSAGE: &str = "INSERT INTO inbox (room, id, from_id, from_name, text, at, reference)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const INSERT_MESSAGE: &str =
+    "INSERT INTO inbox (room, id, from_id, from_name, text, at, reference, edits, deletes)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+/// An edit entry gives its message the new text, unless it was deleted
+/// (docs/protocol.md, rule 50); the message is in `messages` or still in
+/// the `inbox` (at most [`FILE_ROWS`] rows), so both are updated.
+const APPLY_EDIT: [&str; 2] = [
+    "UPDATE messages SET text = ?3, edited = ?4 WHERE room = ?1 AND id = ?2 AND deleted = 0",
+    "UPDATE inbox SET text = ?3, edited = ?4 WHERE room = ?1 AND id = ?2 AND deleted = 0",
+];
+/// A delete entry empties its message and the edit entries that held its
+/// later texts: a deleted message's words stay nowhere.
+const APPLY_DELETE: [&str; 4] = [
+    "UPDATE messages SET text = '', deleted = 1 WHERE room = ?1 AND id = ?2",
+    "UPDATE inbox SET text = '', deleted = 1 WHERE room = ?1 AND id = ?2",
+    "UPDATE messages SET text = '' WHERE room = ?1 AND id > ?2 AND edits = ?2",
+    "UPDATE inbox SET text = '' WHERE room = ?1 AND edits = ?2",
+];
 /// Filing moves the inbox into `messages`, ordered by room: each room's
 /// newest page is rewritten once per filing rather than once per batch.
-const FILE_INBOX: &str =
-    "INSERT OR REPLACE INTO messages (room, id, from_id, from_name, text, at, reference)
-     SELECT room, id, from_id, from_name, text, at, reference FROM inbox ORDER BY room, id;
+const FILE_INBOX: &str = "INSERT OR REPLACE INTO messages
+         (room, id, from_id, from_name, text, at, reference, edited, deleted, edits, deletes)
+     SELECT room, id, from_id, from_name, text, at, reference, edited, deleted, edits, deletes
+     FROM inbox ORDER BY room, id;
      DELETE FROM inbox;";
 /// A message's `ref` lives in its row while the message is retained; rows
 /// about to be pruned hand their `ref`s to `refs`, which keeps them for the
@@ -93,7 +110,7 @@ const PRUNE_REFS: &str = "DELETE FROM refs WHERE room = ?1 AND id <= ?2";
 /// A room's newest message is never pruned (the window holds at least one),
 /// so its id is the room's last id.
 const SELECT_LAST_ID: &str = "SELECT coalesce(max(id), 0) FROM stored WHERE room = ?1";
-const SELECT_NEWEST: &str = "SELECT id, from_id, from_name, text, at, reference FROM stored
+const SELECT_NEWEST: &str = "SELECT id, from_id, from_name, text, at, reference, edited, deleted, edits, deletes FROM stored
      WHERE room = ?1 ORDER BY id DESC LIMIT ?2";
 /// The `ref`s of retained messages and of pruned ones still in the window.
 /// The registry decides what is a duplicate, so a `ref` reused once its first
@@ -106,7 +123,7 @@ const SELECT_REFS: &str = "SELECT reference, max(id) AS id FROM (
      ) GROUP BY reference ORDER BY id";
 
 /// One stored message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Record {
     pub(crate) room: String,
     pub(crate) id: u64,
@@ -115,11 +132,16 @@ pub(crate) struct Record {
     pub(crate) text: String,
     pub(crate) at: u64,
     pub(crate) reference: Option<String>,
+    pub(crate) edited: Option<u64>,
+    pub(crate) deleted: bool,
+    pub(crate) edits: Option<u64>,
+    pub(crate) deletes: Option<u64>,
 }
 
 impl Record {
-    /// A message row (`id, from_id, from_name, text, at, reference`, the
-    /// columns every message query selects) of `room`.
+    /// A message row (`id, from_id, from_name, text, at, reference, edited,
+    /// deleted, edits, deletes`, the columns every message query selects)
+    /// of `room`.
     fn read(room: &str, row: &Row<'_>) -> rusqlite::Result<Record> {
         Ok(Record {
             room: room.to_owned(),
@@ -129,6 +151,10 @@ impl Record {
             text: row.get(3)?,
             at: from_sql(row, 4)?,
             reference: row.get(5)?,
+            edited: optional_from_sql(row, 6)?,
+            deleted: row.get(7)?,
+            edits: optional_from_sql(row, 8)?,
+            deletes: optional_from_sql(row, 9)?,
         })
     }
 
@@ -142,6 +168,10 @@ impl Record {
             text: message.text.clone(),
             at: message.at,
             reference: reference.map(str::to_owned),
+            edited: message.edited,
+            deleted: message.deleted,
+            edits: message.edits,
+            deletes: message.deletes,
         }
     }
 
@@ -156,6 +186,10 @@ impl Record {
             },
             text: self.text,
             at: self.at,
+            edited: self.edited,
+            deleted: self.deleted,
+            edits: self.edits,
+            deletes: self.deletes,
         }
     }
 }
@@ -238,7 +272,10 @@ impl Database {
                     record.text,
                     to_sql(record.at)?,
                     record.reference,
+                    record.edits.map(to_sql).transpose()?,
+                    record.deletes.map(to_sql).transpose()?,
                 ])?;
+                apply_change(&transaction, record)?;
                 // A superset of what is filed is harmless: it only guides
                 // pruning, which is bounded by each room's window anyway.
                 let (oldest, newest) = self
@@ -371,6 +408,30 @@ impl Reader {
     }
 }
 
+/// Applies an edit or delete entry to the message it changes (rule 50);
+/// nothing for a message.
+fn apply_change(connection: &Connection, record: &Record) -> rusqlite::Result<()> {
+    if let Some(target) = record.edits {
+        let values = params![
+            record.room,
+            to_sql(target)?,
+            record.text,
+            to_sql(record.at)?
+        ];
+        for sql in APPLY_EDIT {
+            connection.prepare_cached(sql)?.execute(values)?;
+        }
+    }
+    if let Some(target) = record.deletes {
+        for sql in APPLY_DELETE {
+            connection
+                .prepare_cached(sql)?
+                .execute(params![record.room, to_sql(target)?])?;
+        }
+    }
+    Ok(())
+}
+
 /// Moves the inbox into `messages`, then prunes the rooms it held:
 /// messages outside `history` (their refs kept in `refs` while in the
 /// `ref` window) and refs outside the window.
@@ -469,6 +530,17 @@ fn to_sql(value: u64) -> rusqlite::Result<i64> {
 }
 
 /// Reads an `i64` column back as the `u64` it was stored from.
+fn optional_from_sql(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<u64>> {
+    let value: Option<i64> = row.get(index)?;
+    value
+        .map(|value| {
+            u64::try_from(value).map_err(|error| {
+                rusqlite::Error::FromSqlConversionFailure(index, Type::Integer, Box::new(error))
+            })
+        })
+        .transpose()
+}
+
 fn from_sql(row: &Row<'_>, index: usize) -> rusqlite::Result<u64> {
     let value: i64 = row.get(index)?;
     u64::try_from(value).map_err(|error| {

@@ -33,7 +33,7 @@ const LOCK_SUFFIX: &str = "-lock";
 /// Schema steps, in order: step `i` takes a file from `user_version` `i` to
 /// `i + 1`, in the same transaction as the version bump. Only ever append a
 /// step: a released one has already run on somebody's file.
-const MIGRATIONS: &[&str] = &[SCHEMA_1];
+const MIGRATIONS: &[&str] = &[SCHEMA_1, SCHEMA_2];
 
 /// The newest schema this binary knows.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -83,6 +83,28 @@ const SCHEMA_1: &str = "
         PRIMARY KEY (room, id)
     ) WITHOUT ROWID;
     INSERT INTO meta (key, value) VALUES ('epoch', lower(hex(randomblob(16))));
+";
+
+/// Version 2: edits and deletes (docs/protocol.md, rule 50). An edit or
+/// delete entry is a row like a message, naming its target in `edits` or
+/// `deletes`; the target row carries its current state (`text`, `edited`,
+/// `deleted`), updated in the transaction that stores the entry.
+const SCHEMA_2: &str = "
+    ALTER TABLE messages ADD COLUMN edited INTEGER;
+    ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN edits INTEGER;
+    ALTER TABLE messages ADD COLUMN deletes INTEGER;
+    ALTER TABLE inbox ADD COLUMN edited INTEGER;
+    ALTER TABLE inbox ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE inbox ADD COLUMN edits INTEGER;
+    ALTER TABLE inbox ADD COLUMN deletes INTEGER;
+    DROP VIEW stored;
+    CREATE VIEW stored AS
+        SELECT room, id, from_id, from_name, text, at, reference,
+               edited, deleted, edits, deletes FROM messages
+        UNION ALL
+        SELECT room, id, from_id, from_name, text, at, reference,
+               edited, deleted, edits, deletes FROM inbox;
 ";
 
 /// Why [`Database::open`] refused. Each message names the path and what to do.

@@ -45,6 +45,7 @@ fn record(room: &str, id: u64, reference: Option<&str>) -> Record {
         text: format!("message {id} in {room}"),
         at: 1_764_000_000_000 + id,
         reference: reference.map(str::to_owned),
+        ..Record::default()
     }
 }
 
@@ -409,6 +410,7 @@ fn append_rate(rooms: u64, total: u64, batch: usize) -> f64 {
             text: format!("message number {n}, about as long as a line of chat is"),
             at: 1_764_000_000_000 + n,
             reference: Some(format!("ref-{n:012}")),
+            ..Record::default()
         })
         .collect();
     let started = Instant::now();
