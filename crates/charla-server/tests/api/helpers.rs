@@ -337,6 +337,39 @@ impl Client {
         .await;
     }
 
+    /// Sends `identify` (with `secret`, or asking for a new identity) and
+    /// answers the `identity`: the id, and the secret when one was issued.
+    /// From then on this client's member id is that id.
+    pub async fn identify(&mut self, secret: Option<&str>) -> (String, Option<String>) {
+        let request = match secret {
+            Some(secret) => serde_json::json!({"type": "identify", "secret": secret}),
+            None => serde_json::json!({"type": "identify"}),
+        };
+        self.send_json(request).await;
+        match self.recv_skipping_presence().await {
+            ServerMessage::Identity { id, secret } => {
+                self.session.clone_from(&id);
+                (id, secret)
+            }
+            other => panic!("expected identity, got {other:?}"),
+        }
+    }
+
+    /// The next `ack`'s id, skipping presence events; asserts its `ref`.
+    pub async fn expect_ack(&mut self, reference: &str) -> u64 {
+        match self.recv_skipping_presence().await {
+            ServerMessage::Ack {
+                reference: acked,
+                id,
+                ..
+            } => {
+                assert_eq!(acked, reference, "the ack carries the request's ref");
+                id
+            }
+            other => panic!("expected an ack, got {other:?}"),
+        }
+    }
+
     /// The next chat message, skipping presence events.
     pub async fn expect_message(&mut self) -> ChatMessage {
         match self.recv_skipping_presence().await {
