@@ -534,4 +534,76 @@ mod tests {
         assert_eq!(page(Some(2), Some(5), 50), [3, 4]);
         assert_eq!(page(Some(10), None, 50), Vec::<u64>::new());
     }
+
+    /// Stages and commits a change entry of `target` by `author`.
+    fn change(log: &mut RoomLog, author: &str, target: u64, text: Option<&str>) -> ChatMessage {
+        let mut from = draft("", None).from;
+        from.id = author.to_owned();
+        let draft = Draft {
+            from,
+            text: text.unwrap_or_default().to_owned(),
+            at: 9,
+            edits: text.is_some().then_some(target),
+            deletes: text.is_none().then_some(target),
+            ..Draft::default()
+        };
+        let (_, message) = log.stage("general", draft, REF_WINDOW);
+        let message = message.expect("a new entry");
+        log.commit(message.clone(), 100);
+        message
+    }
+
+    #[test]
+    fn changes_apply_to_their_message_and_are_checked_against_its_author() {
+        let mut log = log();
+        append(&mut log, 100, None);
+        append(&mut log, 100, None);
+        let ana = Changer::Author("s1");
+        assert_eq!(log.check_change(1, ana), Ok(()));
+        assert_eq!(
+            log.check_change(1, Changer::Author("s2")),
+            Err(ErrorCode::NotAuthor)
+        );
+        assert_eq!(log.check_change(3, ana), Err(ErrorCode::UnknownMessage));
+        let bytes = log.bytes();
+        let edit = change(&mut log, "s1", 1, Some("longer text now"));
+        assert_eq!(
+            log.check_change(edit.id, ana),
+            Err(ErrorCode::UnknownMessage)
+        );
+        let recent = log.recent(10);
+        assert_eq!(
+            (recent[0].text.as_str(), recent[0].edited),
+            ("longer text now", Some(9))
+        );
+        assert!(
+            log.bytes() > bytes + held_bytes(&edit) - 1,
+            "the new text is counted"
+        );
+
+        // A staged delete makes the message unchangeable before it commits.
+        let draft = Draft {
+            deletes: Some(2),
+            ..draft("", None)
+        };
+        let (_, staged) = log.stage("general", draft, REF_WINDOW);
+        assert_eq!(
+            log.check_change(2, Changer::Moderator),
+            Err(ErrorCode::UnknownMessage)
+        );
+        log.rewind();
+        assert_eq!(
+            log.check_change(2, Changer::Moderator),
+            Ok(()),
+            "a rewound delete is void"
+        );
+        drop(staged);
+
+        change(&mut log, "api", 1, None);
+        let recent = log.recent(10);
+        assert!(recent[0].deleted);
+        assert_eq!(recent[0].text, "");
+        assert_eq!(recent[2].text, "", "the edit's text goes with the message");
+        assert_eq!(log.check_change(1, ana), Err(ErrorCode::UnknownMessage));
+    }
 }

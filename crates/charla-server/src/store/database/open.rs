@@ -47,7 +47,7 @@ pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// keep up (refs are only ever read a room's window at a time, never looked
 /// up one by one). `messages.reference` repeats the message's `ref` so a
 /// loaded message is whole; `refs` outlives it, up to the `ref` window.
-const SCHEMA_1: &str = "
+pub(super) const SCHEMA_1: &str = "
     CREATE TABLE meta (
         key TEXT PRIMARY KEY NOT NULL,
         value TEXT NOT NULL

@@ -460,3 +460,78 @@ fn refs_outlive_their_pruned_messages_within_the_window() {
         .unwrap();
     assert!(kept < 250 + PRUNE_EVERY as i64, "{kept} refs kept");
 }
+
+/// An edit entry of message `target`, stored as entry `id`.
+fn edit_record(room: &str, id: u64, target: u64, text: &str) -> Record {
+    Record {
+        text: text.to_owned(),
+        edits: Some(target),
+        ..record(room, id, None)
+    }
+}
+
+#[test]
+fn edits_and_deletes_change_their_message_in_the_inbox_and_once_filed() {
+    let dir = TempDir::new();
+    let mut db = Database::open(&dir.file()).unwrap();
+    db.append(&records("r", 1, 2), HISTORY, REF_WINDOW).unwrap();
+    db.file_now(HISTORY, REF_WINDOW).unwrap();
+    // Message 1 is filed in `messages`; message 3 waits in the inbox.
+    db.append(&records("r", 3, 3), HISTORY, REF_WINDOW).unwrap();
+    let edits = [
+        edit_record("r", 4, 1, "one, fixed"),
+        edit_record("r", 5, 3, "three, fixed"),
+    ];
+    db.append(&edits, HISTORY, REF_WINDOW).unwrap();
+    let loaded = db.load_room("r", HISTORY, REF_WINDOW).unwrap().messages;
+    assert_eq!(loaded[0].text, "one, fixed");
+    assert_eq!(loaded[0].edited, Some(edits[0].at));
+    assert_eq!(loaded[2].text, "three, fixed");
+    assert_eq!(loaded[3].edits, Some(1));
+
+    let delete = Record {
+        text: String::new(),
+        deletes: Some(1),
+        ..record("r", 6, None)
+    };
+    db.append(&[delete], HISTORY, REF_WINDOW).unwrap();
+    db.file_now(HISTORY, REF_WINDOW).unwrap();
+    let reader = db.reader().unwrap();
+    let page = reader.page("r", None, None, 10, HISTORY).unwrap();
+    assert!(page[0].deleted);
+    assert_eq!(page[0].text, "", "the deleted message's text is gone");
+    assert_eq!(page[3].text, "", "and so is its edit's");
+    assert_eq!(page[4].text, "three, fixed", "other messages keep theirs");
+    assert_eq!(page[5].deletes, Some(1));
+    // An edit of a deleted message changes nothing.
+    db.append(&[edit_record("r", 7, 1, "back")], HISTORY, REF_WINDOW)
+        .unwrap();
+    let loaded = db.load_room("r", HISTORY, REF_WINDOW).unwrap().messages;
+    assert_eq!((loaded[0].text.as_str(), loaded[0].deleted), ("", true));
+}
+
+#[test]
+fn a_version_1_file_keeps_its_messages_when_migrated() {
+    let dir = TempDir::new();
+    {
+        let connection = Connection::open(dir.file()).unwrap();
+        connection.execute_batch(super::open::SCHEMA_1).unwrap();
+        connection
+            .execute(
+                "INSERT INTO messages (room, id, from_id, from_name, text, at, reference)
+                 VALUES ('r', 1, 'a', 'ana', 'from before', 5, 'ref-1')",
+                [],
+            )
+            .unwrap();
+        connection.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let db = Database::open(&dir.file()).unwrap();
+    let room = db.load_room("r", HISTORY, REF_WINDOW).unwrap();
+    assert_eq!(room.last_id, 1);
+    let message = &room.messages[0];
+    assert_eq!(
+        (message.text.as_str(), message.deleted, message.edited),
+        ("from before", false, None)
+    );
+    assert_eq!(room.refs, vec![("ref-1".to_owned(), 1)]);
+}
