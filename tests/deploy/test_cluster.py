@@ -793,3 +793,88 @@ def test_tls_with_a_self_signed_certificate_needs_insecure_tls(tls_redis, run_to
     assert health(first) == (200, {"status": "ok"})
     assert first.stop() == 0
     assert second.stop() == 0
+
+
+# --- People across nodes (docs/protocol.md, rules 49 and 50) -------------
+
+
+async def identify(peer: Peer, secret: str | None = None) -> dict:
+    if secret is None:
+        await peer.send(type="identify")
+    else:
+        await peer.send(type="identify", secret=secret)
+    answer = (await peer.until(lambda e: e["type"] in ("identity", "error"), "identity"))[1]
+    assert answer["type"] == "identity", peer.trace()
+    peer.member = {"id": answer["id"], "name": peer.member["name"]}
+    return answer
+
+
+async def change(peer: Peer, ref: str, **request) -> dict:
+    """An `edit` or `delete` and its answer (`ack` or `error`)."""
+    await peer.send(room=ROOM, ref=ref, **request)
+    return (
+        await peer.until(lambda e: e["type"] in ("ack", "error") and e.get("ref") == ref, f"answer to {ref}")
+    )[1]
+
+
+def delete_as_moderator(node, message_id: int) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{node.http}/api/rooms/{ROOM}/messages/{message_id}"
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, method="DELETE", headers=headers), timeout=WAIT_SECONDS
+        ) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_an_identity_on_two_nodes_is_one_member_and_edits_and_deletes_reach_both(redis, start_nodes):
+    a, b = start_nodes(redis, 2, CHARLA_API_TOKEN=TOKEN, **UNLIMITED)
+
+    async def scenario():
+        ana = await Peer.connect(a, "ana")
+        issued = await identify(ana)
+        await ana.join()
+        # The same person on a second connection, through the other node.
+        tab = await Peer.connect(b, "ana")
+        again = await identify(tab, issued["secret"])
+        assert again == {"type": "identity", "id": issued["id"]}, tab.trace()
+        bo = await Peer.connect(b, "bo")
+        await identify(bo)
+        members_listed(b, 1)
+        await tab.join()
+        members_listed(a, 2)
+        joined = await bo.join()
+        assert [m["id"] for m in joined["members"]].count(issued["id"]) == 2, joined
+        said = (await ana.say("helo from A", "s1"))[1]
+        await bo.has_message(said["id"])
+        # The author edits through the other node; bo may not.
+        edited = await change(tab, "e1", type="edit", id=said["id"], text="hello from A")
+        refused = await change(bo, "e2", type="delete", id=said["id"])
+        resent = await change(tab, "e1", type="edit", id=said["id"], text="hello again")
+        await ana.has_message(edited["id"])
+        await bo.has_message(edited["id"])
+        second = (await bo.say("spam", "s2"))[1]
+        status, deleted = delete_as_moderator(a, second["id"])
+        gone = await bo.has_message(deleted.get("id", -1))
+        late = await Peer.connect(a, "cy")
+        history = (await late.join())["history"]
+        # One of ana's two connections leaves: she is still in the room.
+        await ana.close()
+        left = (await bo.until(lambda e: e["type"] == "presence" and e["event"] == "leave", "a leave"))[1]
+        await close_all(tab, bo, late)
+        return issued, edited, refused, resent, status, deleted, gone, history, left
+
+    issued, edited, refused, resent, status, deleted, gone, history, left = asyncio.run(scenario())
+    assert (edited["type"], refused["type"], refused["code"]) == ("ack", "error", "not_author")
+    assert resent == edited, "a resent edit gets the original id, through either node"
+    assert status == 200, deleted
+    assert (gone["deletes"], gone["from"]["name"]) == (deleted["id"] - 1, "moderator")
+    messages = {m["id"]: m for m in history}
+    first = messages[edited["id"] - 1]
+    assert (first["text"], first["from"]["id"]) == ("hello from A", issued["id"])
+    assert first["edited"] == messages[edited["id"]]["at"]
+    assert (messages[gone["deletes"]]["text"], messages[gone["deletes"]]["deleted"]) == ("", True)
+    assert stored(b) == [{k: v for k, v in m.items() if k != "type"} for m in history]
+    assert (left["member"]["id"], left["count"]) == (issued["id"], 3), left

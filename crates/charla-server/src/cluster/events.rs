@@ -4,7 +4,7 @@
 //! the registry is told, and the task subscribes again with backoff; the
 //! registry then reads again what it holds, since events were missed.
 
-use super::{EVENTS_CHANNEL, MAX_RECONNECT_DELAY};
+use super::{EVENTS_CHANNEL, MAX_RECONNECT_DELAY, Seated};
 use actix::{Message, Recipient};
 use charla_protocol::{ChatMessage, Member};
 use futures_util::StreamExt;
@@ -33,17 +33,17 @@ pub(crate) enum Body {
     },
     Join {
         room: String,
-        member: Member,
+        member: Seated,
         count: usize,
     },
     Rename {
         room: String,
-        member: Member,
+        member: Seated,
         count: usize,
     },
     Leave {
         room: String,
-        member: Member,
+        member: Seated,
         count: usize,
     },
     Typing {

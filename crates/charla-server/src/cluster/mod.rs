@@ -8,9 +8,9 @@
 //! | `room:{room}` | hash | `last`: the room's last id; `epoch`: names its id sequence |
 //! | `log:{room}` | sorted set | the newest `CHARLA_HISTORY` messages, scored by id, each its JSON |
 //! | `refs:{room}` | sorted set | the `ref` window: each `ref` scored by the id it got |
-//! | `members:{room}` | hash | member id → member JSON, every node's members |
+//! | `members:{room}` | hash | seat → member JSON with its `seat`, every node's members |
 //! | `rooms` | sorted set | rooms with members, scored by member count (the directory) |
-//! | `seats:{node}` | set | `"{room} {member id}"` for every member a node holds |
+//! | `seats:{node}` | set | `"{room} {seat}"` for every member a node holds |
 //! | `nodes` | sorted set | node → its last heartbeat, in Redis's clock (ms) |
 //! | `seq` | string | the number of the last event published |
 //! | `events` | pub/sub channel | every event, JSON, in one total order |
@@ -87,6 +87,37 @@ pub(crate) struct ConnectError {
     cause: String,
 }
 
+/// A member as Redis holds it: the member, and its *seat*, the key of its
+/// connection (the session id, unique across nodes). Two connections of one
+/// identity are one member id on two seats (docs/protocol.md, rule 49).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Seated {
+    #[serde(flatten)]
+    pub(crate) member: Member,
+    /// Absent in what a node older than seats wrote: then the member id,
+    /// which was its session id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seat: Option<String>,
+}
+
+impl Seated {
+    /// The seat this member holds.
+    pub(crate) fn key(&self) -> &str {
+        self.seat.as_deref().unwrap_or(&self.member.id)
+    }
+}
+
+/// What the `say` script answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Said {
+    /// Stored under this id.
+    New(u64),
+    /// Its `ref` was stored before, under this id.
+    Known(u64),
+    /// An edit or delete refused: this is why.
+    Refused(charla_protocol::ErrorCode),
+}
+
 /// One room as Redis holds it, as of event `seq`.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
@@ -94,7 +125,7 @@ pub(crate) struct Snapshot {
     pub(crate) last_id: u64,
     pub(crate) epoch: String,
     pub(crate) messages: Vec<ChatMessage>,
-    pub(crate) members: Vec<Member>,
+    pub(crate) members: Vec<Seated>,
 }
 
 /// Every room with members, as of event `seq`: name, members, last id.
@@ -233,14 +264,17 @@ impl Cluster {
         &self.node
     }
 
-    /// Stores a message (its JSON without the id) unless its `ref` is known;
-    /// answers its id and whether it is new.
+    /// Stores a message (its JSON without the id) unless its `ref` is known.
+    /// An edit or delete entry (`change`: the message it changes, and the
+    /// author who may change it, `None` for a moderator) is checked and
+    /// applied to its message in the same step (docs/protocol.md, rule 50).
     pub(crate) fn say(
         &self,
         room: &RoomName,
         body: String,
         reference: Option<&str>,
-    ) -> Request<(u64, bool)> {
+        change: Option<(u64, Option<&str>)>,
+    ) -> Request<Said> {
         let mut cmd = self.scripts.say.call();
         cmd.arg(&*self.node)
             .arg(room.as_str())
@@ -249,28 +283,47 @@ impl Cluster {
             .arg(self.history)
             .arg(self.ref_window)
             .arg(fresh_epoch());
+        if let Some((target, author)) = change {
+            cmd.arg(target).arg(author.unwrap_or(""));
+        }
         Request::new(cmd, |value| {
-            let (id, new): (u64, u8) = redis::from_redis_value(value)?;
-            Ok((id, new == 1))
+            let (id, outcome): (u64, u8) = redis::from_redis_value(value)?;
+            Ok(match outcome {
+                1 => Said::New(id),
+                2 => Said::Refused(charla_protocol::ErrorCode::UnknownMessage),
+                3 => Said::Refused(charla_protocol::ErrorCode::NotAuthor),
+                _ => Said::Known(id),
+            })
         })
     }
 
-    /// Seats (`rename`: renames) `member` in `room` for every node.
-    pub(crate) fn seat(&self, room: &RoomName, member: &Member, rename: bool) -> Request<()> {
-        let json = serde_json::to_string(member).expect("members always serialise");
+    /// Seats (`rename`: renames) `member` in `room` for every node, on
+    /// `seat` (its session's id).
+    pub(crate) fn seat(
+        &self,
+        room: &RoomName,
+        seat: &str,
+        member: &Member,
+        rename: bool,
+    ) -> Request<()> {
+        let seated = Seated {
+            member: member.clone(),
+            seat: Some(seat.to_owned()),
+        };
+        let json = serde_json::to_string(&seated).expect("members always serialise");
         let mut cmd = self.scripts.join.call();
         cmd.arg(&*self.node)
             .arg(room.as_str())
-            .arg(&member.id)
+            .arg(seat)
             .arg(json)
             .arg(if rename { "rename" } else { "join" });
         Request::new(cmd, done)
     }
 
-    /// Takes member `id` out of `room` for every node.
-    pub(crate) fn unseat(&self, room: &RoomName, id: &str) -> Request<()> {
+    /// Takes the member on `seat` out of `room` for every node.
+    pub(crate) fn unseat(&self, room: &RoomName, seat: &str) -> Request<()> {
         let mut cmd = self.scripts.leave.call();
-        cmd.arg(&*self.node).arg(room.as_str()).arg(id);
+        cmd.arg(&*self.node).arg(room.as_str()).arg(seat);
         Request::new(cmd, done)
     }
 
@@ -362,7 +415,8 @@ impl Cluster {
         let raw: Vec<String> = self
             .query(self.scripts.members.call().arg(room.as_str()).clone(), true)
             .await?;
-        let mut members: Vec<Member> = parse_all(&raw);
+        let seated: Vec<Seated> = parse_all(&raw);
+        let mut members: Vec<Member> = seated.into_iter().map(|s| s.member).collect();
         members.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         Ok(members)
     }

@@ -224,7 +224,7 @@ impl Command for Rename {
         state.member.name = self.name.into_string();
         let member = state.member.clone();
         let rooms: Vec<RoomName> = state.rooms.iter().cloned().collect();
-        registry.rename_shared(&rooms, &member);
+        registry.rename_shared(&rooms, self.session, &member);
         for room in rooms {
             registry.announce(&room, PresenceEvent::Rename, member.clone(), None);
         }
@@ -244,10 +244,6 @@ impl Command for Identify {
             secret,
             reference,
         } = self;
-        if registry.shared.is_some() {
-            registry.refuse_with_redis(session, reference);
-            return;
-        }
         let Some(state) = registry.sessions.get_mut(&session) else {
             return;
         };
@@ -294,23 +290,28 @@ impl Command for Change {
         let Some(from) = registry.member(session) else {
             return;
         };
-        if registry.shared.is_some() {
-            registry.refuse_with_redis(session, reference);
-            return;
-        }
         let joined = registry
             .sessions
             .get(&session)
             .is_some_and(|s| s.rooms.contains(&room));
-        let checked = if joined {
+        // A resend of a change already stored is acknowledged, not checked
+        // again (its message may be deleted by now). With Redis the script
+        // checks, atomically, the `ref` first.
+        let checked = if !joined {
+            Err(ErrorCode::NotJoined)
+        } else if registry.shared.is_some() {
+            Ok(())
+        } else {
             registry
                 .store
                 .loaded(&room)
                 .map_or(Err(ErrorCode::UnknownMessage), |log| {
-                    log.check_change(id, Changer::Author(&from.id))
+                    if reference.as_deref().is_some_and(|r| log.knows_ref(r)) {
+                        Ok(())
+                    } else {
+                        log.check_change(id, Changer::Author(&from.id))
+                    }
                 })
-        } else {
-            Err(ErrorCode::NotJoined)
         };
         // A change takes a flood-control token, refused or not, as a `say`
         // does (rule 28); without one the answer is `rate_limited`.
@@ -322,7 +323,12 @@ impl Command for Change {
             return;
         }
         let draft = change_draft(from, id, text, reference.clone());
-        registry.publish(&room, draft, Reply::Session { session, reference });
+        let reply = Reply::Session { session, reference };
+        if registry.shared.is_some() {
+            registry.say_shared(&room, draft, reply);
+        } else {
+            registry.publish(&room, draft, reply);
+        }
     }
 }
 
@@ -399,9 +405,18 @@ impl Command for ModeratorDelete {
 
     fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) -> Self::Reply {
         let (answer, receiver) = oneshot::channel();
-        let checked = if registry.shared.is_some() {
-            Err(ErrorCode::Unsupported)
-        } else if registry.ensure_room(&self.room) {
+        let moderator = Member {
+            id: API_SENDER_ID.to_owned(),
+            name: MODERATOR_NAME.to_owned(),
+        };
+        let draft = change_draft(moderator, self.id, None, None);
+        if registry.shared.is_some() {
+            // The script checks the message, whether this node holds the
+            // room or not.
+            registry.say_shared(&self.room, draft, Reply::Http(answer));
+            return MessageResult(receiver);
+        }
+        let checked = if registry.ensure_room(&self.room) {
             match registry.store.log(&self.room) {
                 Ok(log) => log.check_change(self.id, Changer::Moderator),
                 Err(error) => {
@@ -417,11 +432,6 @@ impl Command for ModeratorDelete {
             let _ = answer.send(Err(code));
             return MessageResult(receiver);
         }
-        let moderator = Member {
-            id: API_SENDER_ID.to_owned(),
-            name: MODERATOR_NAME.to_owned(),
-        };
-        let draft = change_draft(moderator, self.id, None, None);
         registry.publish(&self.room, draft, Reply::Http(answer));
         MessageResult(receiver)
     }
@@ -476,15 +486,6 @@ impl Command for Written {
 
     fn run(self, registry: &mut Registry, _ctx: &mut Context<Registry>) {
         registry.written(self);
-    }
-}
-
-impl Registry {
-    /// Identities, edits and deletes are not available with the Redis
-    /// engine yet: the request is refused as `unsupported`.
-    fn refuse_with_redis(&mut self, session: SessionId, reference: Option<String>) {
-        let message = "identities, edits and deletes are not available with Redis yet".to_owned();
-        self.send_refusal(session, ErrorCode::Unsupported, message, reference, None);
     }
 }
 

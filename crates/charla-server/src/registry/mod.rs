@@ -446,7 +446,7 @@ impl Registry {
         // The room may have gone idle: one the memory budget can move out.
         self.budget_recheck_above = 0;
         if let Some(member) = self.member(session)
-            && self.unseat_shared(room, &member)
+            && self.unseat_shared(room, session)
         {
             self.directory.set_members(room, self.room_count(room));
             self.announce(room, PresenceEvent::Leave, member, None);

@@ -267,13 +267,18 @@ impl Registry {
     /// Tells a sender its message was not stored, in the place of `fence`
     /// when it has one.
     pub(super) fn refuse(&mut self, reply: Reply, fence: Option<FenceId>) {
+        self.refuse_as(reply, ErrorCode::Unavailable, fence);
+    }
+
+    /// Tells a sender its message was refused with `code`.
+    pub(super) fn refuse_as(&mut self, reply: Reply, code: ErrorCode, fence: Option<FenceId>) {
         match reply {
             Reply::Session { session, reference } => {
-                self.deliver_error(session, ErrorCode::Unavailable, reference, fence);
+                self.deliver_error(session, code, reference, fence);
             }
             Reply::Http(answer) => {
-                self.metrics.error(ErrorCode::Unavailable);
-                let _ = answer.send(Err(ErrorCode::Unavailable));
+                self.metrics.error(code);
+                let _ = answer.send(Err(code));
             }
         }
     }

@@ -96,6 +96,11 @@ impl RoomLog {
         self.bytes
     }
 
+    /// Whether `reference` is in the `ref` window (stored or staged).
+    pub(crate) fn knows_ref(&self, reference: &str) -> bool {
+        self.refs.contains_key(reference)
+    }
+
     /// The retained message or entry with this id.
     fn position(&self, id: u64) -> Option<usize> {
         self.messages.binary_search_by_key(&id, |m| m.id).ok()

@@ -28,8 +28,9 @@ use super::*;
 use crate::cluster::events::{Body, Event, Subscribed};
 use crate::cluster::link::Link;
 use crate::cluster::{
-    Beat, Cluster, DirectorySnapshot, HEARTBEAT, NODE_TIMEOUT, Request, Snapshot,
+    Beat, Cluster, DirectorySnapshot, HEARTBEAT, NODE_TIMEOUT, Request, Said, Snapshot,
 };
+use charla_protocol::API_SENDER_ID;
 use redis::RedisResult;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -37,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(Message)]
 #[rtype(result = "()")]
 pub(crate) enum Outcome {
-    Said(RedisResult<(u64, bool)>),
+    Said(RedisResult<Said>),
     Loaded(RoomName, RedisResult<Snapshot>),
     Directory(RedisResult<DirectorySnapshot>),
     Beat(RedisResult<Beat>),
@@ -59,7 +60,8 @@ struct Waiting {
 /// A room as this node sees it.
 #[derive(Default)]
 struct View {
-    /// Members on every node, by id.
+    /// Members on every node, by seat (their session's id: one identity
+    /// can sit on several).
     members: HashMap<String, Member>,
     /// The event number the last snapshot reflects.
     seq: u64,
@@ -169,6 +171,10 @@ struct Unnumbered<'a> {
     from: &'a Member,
     text: &'a str,
     at: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edits: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deletes: Option<u64>,
 }
 
 impl Registry {
@@ -299,8 +305,8 @@ impl Registry {
             }
         }
         if let Some(view) = self.shared.as_mut().and_then(|s| s.views.get_mut(room)) {
-            for (_, member) in &newcomers {
-                view.members.insert(member.id.clone(), member.clone());
+            for (session, member) in &newcomers {
+                view.members.insert(session.to_string(), member.clone());
             }
         }
         let members = self.shared_members(room).unwrap_or_default();
@@ -324,9 +330,10 @@ impl Registry {
         if !newcomers.is_empty() {
             self.directory.set_members(room, self.room_count(room));
         }
-        for (_, member) in newcomers {
+        for (session, member) in newcomers {
             if let Some(shared) = &self.shared {
-                shared.call(shared.cluster.seat(room, &member, false), Outcome::Done);
+                let seat = shared.cluster.seat(room, &session.to_string(), &member, false);
+                shared.call(seat, Outcome::Done);
             }
             let presence = ServerMessage::Presence {
                 room: room.as_str().to_owned(),
@@ -339,35 +346,38 @@ impl Registry {
         sessions
     }
 
-    /// A member of this node left `room`: tells Redis; answers whether the
-    /// view had it (and so whether to announce it).
-    pub(super) fn unseat_shared(&mut self, room: &RoomName, member: &Member) -> bool {
+    /// A member of this node (the one on `session`'s seat) left `room`:
+    /// tells Redis; answers whether the view had it (and so whether to
+    /// announce it).
+    pub(super) fn unseat_shared(&mut self, room: &RoomName, session: SessionId) -> bool {
         let Some(shared) = &mut self.shared else {
             return true;
         };
+        let seat = session.to_string();
         let known = shared
             .views
             .get_mut(room)
-            .is_some_and(|view| view.members.remove(&member.id).is_some());
+            .is_some_and(|view| view.members.remove(&seat).is_some());
         if known {
-            shared.unseat(room, &member.id);
+            shared.unseat(room, &seat);
         }
         known
     }
 
     /// A member of this node was renamed: updates the views, tells Redis.
-    pub(super) fn rename_shared(&mut self, rooms: &[RoomName], member: &Member) {
+    pub(super) fn rename_shared(&mut self, rooms: &[RoomName], session: SessionId, member: &Member) {
         let Some(shared) = &mut self.shared else {
             return;
         };
+        let seat = session.to_string();
         for room in rooms {
             if let Some(known) = shared
                 .views
                 .get_mut(room)
-                .and_then(|view| view.members.get_mut(&member.id))
+                .and_then(|view| view.members.get_mut(&seat))
             {
                 known.name.clone_from(&member.name);
-                shared.call(shared.cluster.seat(room, member, true), Outcome::Done);
+                shared.call(shared.cluster.seat(room, &seat, member, true), Outcome::Done);
             }
         }
     }
@@ -379,8 +389,13 @@ impl Registry {
             from: &draft.from,
             text: &draft.text,
             at: draft.at,
+            edits: draft.edits,
+            deletes: draft.deletes,
         };
         let body = serde_json::to_string(&body).expect("messages always serialise");
+        // Messages from the HTTP API's id are a moderator's: any message.
+        let author = (draft.from.id != API_SENDER_ID).then_some(draft.from.id.as_str());
+        let change = draft.edits.or(draft.deletes).map(|target| (target, author));
         let fence = match &reply {
             Reply::Session { session, .. } => self.fence(*session),
             Reply::Http(_) => None,
@@ -388,7 +403,9 @@ impl Registry {
         let Some(shared) = &mut self.shared else {
             return;
         };
-        let said = shared.cluster.say(room, body, draft.reference.as_deref());
+        let said = shared
+            .cluster
+            .say(room, body, draft.reference.as_deref(), change);
         shared.call(said, Outcome::Said);
         shared.saying.push_back(Saying {
             room: room.clone(),

@@ -94,7 +94,9 @@ impl Registry {
         match event.body {
             Body::Message { message } => self.deliver_shared(&room, message, ctx),
             Body::Join { member, .. } | Body::Rename { member, .. } if !ours => {
-                let event = match view.members.insert(member.id.clone(), member.clone()) {
+                let seat = member.key().to_owned();
+                let member = member.member;
+                let event = match view.members.insert(seat, member.clone()) {
                     None => PresenceEvent::Join,
                     Some(old) if old.name != member.name => PresenceEvent::Rename,
                     Some(_) => return,
@@ -108,12 +110,14 @@ impl Registry {
             // heard of it.
             Body::Leave { member, .. } => {
                 let seated_here = ours
-                    && u64::from_str_radix(&member.id, 16).is_ok_and(|session| {
+                    && u64::from_str_radix(member.key(), 16).is_ok_and(|session| {
                         self.rooms
                             .get(&room)
                             .is_some_and(|r| r.seats.contains_key(&SessionId(session)))
                     });
-                if !seated_here && view.members.remove(&member.id).is_some() {
+                let seat = member.key().to_owned();
+                let member = member.member;
+                if !seated_here && view.members.remove(&seat).is_some() {
                     self.directory.set_members(&room, self.room_count(&room));
                     self.announce(&room, PresenceEvent::Leave, member, None);
                     self.directory_changed(ctx);
@@ -247,7 +251,7 @@ impl Registry {
         view.members = snapshot
             .members
             .into_iter()
-            .map(|member| (member.id.clone(), member))
+            .map(|seated| (seated.key().to_owned(), seated.member))
             .collect();
         for (ghost_room, id) in &shared.ghosts {
             if *ghost_room == room {
@@ -267,15 +271,16 @@ impl Registry {
             if waiting_sessions.contains(&session) {
                 continue;
             }
+            let seat = session.to_string();
             if let Some(member) = self.sessions.get(&session).map(|s| s.member.clone())
-                && !view.members.contains_key(&member.id)
+                && !view.members.contains_key(&seat)
             {
-                view.members.insert(member.id.clone(), member.clone());
-                lost.push(member);
+                view.members.insert(seat.clone(), member.clone());
+                lost.push((seat, member));
             }
         }
-        for member in &lost {
-            shared.call(shared.cluster.seat(&room, member, false), Outcome::Done);
+        for (seat, member) in &lost {
+            shared.call(shared.cluster.seat(&room, seat, member, false), Outcome::Done);
         }
         // The log: kept and extended when it is the same sequence; what this
         // node's members missed goes to them once the joiners have their
@@ -386,7 +391,7 @@ impl Registry {
         self.directory_changed(ctx);
     }
 
-    fn said(&mut self, said: RedisResult<(u64, bool)>) {
+    fn said(&mut self, said: RedisResult<Said>) {
         let Some(shared) = &mut self.shared else {
             return;
         };
@@ -395,12 +400,18 @@ impl Registry {
             return;
         };
         match said {
-            Ok((id, new)) => {
+            Ok(Said::New(id)) => {
                 shared.answered(true);
-                if new {
-                    self.metrics.message_stored();
-                }
+                self.metrics.message_stored();
                 self.acknowledge(reply, &room, id, fence);
+            }
+            Ok(Said::Known(id)) => {
+                shared.answered(true);
+                self.acknowledge(reply, &room, id, fence);
+            }
+            Ok(Said::Refused(code)) => {
+                shared.answered(true);
+                self.refuse_as(reply, code, fence);
             }
             Err(error) => {
                 tracing::error!(error = %error, "refusing a message: Redis did not store it");
