@@ -26,6 +26,7 @@
 
 use charla_protocol::client::default_message;
 use charla_protocol::{
+    Secret,
     ClientMessage, Command, DisplayName, ErrorCode, MAX_EPOCH_CHARS, MAX_REF_CHARS, MessageText,
     Rejection, Request, RoomName, parse_request,
 };
@@ -184,6 +185,13 @@ fn expected_refusal(message: &ClientMessage) -> Option<ErrorCode> {
         ClientMessage::Nick { name, .. } => {
             refusal(DisplayName::parse(name).is_ok(), ErrorCode::InvalidName)
         }
+        ClientMessage::Edit { room, text, .. } => refusal(room_ok(room), ErrorCode::InvalidRoom)
+            .or_else(|| refusal(MessageText::parse(text).is_ok(), ErrorCode::InvalidText)),
+        ClientMessage::Delete { room, .. } => refusal(room_ok(room), ErrorCode::InvalidRoom),
+        ClientMessage::Identify { secret, .. } => refusal(
+            secret.as_deref().is_none_or(|s| Secret::parse(s).is_some()),
+            ErrorCode::BadRequest,
+        ),
         ClientMessage::Ping { .. }
         | ClientMessage::WatchRooms { .. }
         | ClientMessage::UnwatchRooms { .. } => None,
@@ -252,6 +260,33 @@ fn check_accepted(frame: &str, request: &Request, message: &ClientMessage) {
             assert_eq!(DisplayName::parse(raw).as_ref(), Ok(name));
             assert_eq!(DisplayName::parse(name.as_str()).as_ref(), Ok(name));
         }
+        (
+            Command::Edit { room, id, text },
+            ClientMessage::Edit {
+                room: raw_room,
+                id: raw_id,
+                text: raw_text,
+                ..
+            },
+        ) => {
+            same_room(room, raw_room);
+            assert_eq!(id, raw_id);
+            assert_eq!(MessageText::parse(raw_text).as_ref(), Ok(text));
+        }
+        (
+            Command::Delete { room, id },
+            ClientMessage::Delete {
+                room: raw_room,
+                id: raw_id,
+                ..
+            },
+        ) => {
+            same_room(room, raw_room);
+            assert_eq!(id, raw_id);
+        }
+        (Command::Identify { secret }, ClientMessage::Identify { secret: raw, .. }) => {
+            assert_eq!(secret.as_ref().map(Secret::expose), raw.as_deref());
+        }
         (Command::Ping, ClientMessage::Ping { .. })
         | (Command::WatchRooms, ClientMessage::WatchRooms { .. })
         | (Command::UnwatchRooms, ClientMessage::UnwatchRooms { .. }) => {}
@@ -296,5 +331,20 @@ fn normal_form(request: &Request) -> ClientMessage {
         Command::Ping => ClientMessage::Ping { reference },
         Command::WatchRooms => ClientMessage::WatchRooms { reference },
         Command::UnwatchRooms => ClientMessage::UnwatchRooms { reference },
+        Command::Identify { secret } => ClientMessage::Identify {
+            secret: secret.as_ref().map(|s| s.expose().to_owned()),
+            reference,
+        },
+        Command::Edit { room, id, text } => ClientMessage::Edit {
+            room: room.as_str().to_owned(),
+            id: *id,
+            text: text.as_str().to_owned(),
+            reference,
+        },
+        Command::Delete { room, id } => ClientMessage::Delete {
+            room: room.as_str().to_owned(),
+            id: *id,
+            reference,
+        },
     }
 }
