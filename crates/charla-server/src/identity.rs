@@ -64,12 +64,8 @@ mod tests {
     fn the_id_of_a_known_secret_is_fixed() {
         // Pinned: ids must not change between releases, or every stored
         // message would stop being its author's.
+        // (python3: hashlib.sha256(b'charla identity v1\0' + b'ab' * 32))
         let secret = Secret::parse(&"ab".repeat(32)).unwrap();
-        assert_eq!(member_id(&secret), member_id_expected());
-    }
-
-    fn member_id_expected() -> String {
-        let digest = Sha256::digest([DOMAIN, "ab".repeat(32).as_bytes()].concat());
-        hex(&digest)[..IDENTITY_ID_CHARS].to_owned()
+        assert_eq!(member_id(&secret), "98b8c3d0062e7c3f");
     }
 }
