@@ -82,6 +82,7 @@
 mod address;
 mod api;
 mod app;
+mod bans;
 mod bucket;
 mod cluster;
 mod config;
@@ -90,6 +91,7 @@ mod error;
 mod gate;
 mod identity;
 mod metrics;
+mod moderation;
 mod outbox;
 mod pages;
 mod registry;
