@@ -10,6 +10,7 @@ mod config_cli;
 mod delivery;
 mod http_api;
 mod limits;
+mod moderation;
 mod presence;
 mod requests;
 mod transport;
