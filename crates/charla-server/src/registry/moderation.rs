@@ -115,7 +115,7 @@ impl Registry {
         reference: &Option<String>,
         flood_controlled: bool,
     ) -> bool {
-        if self.shared.is_some() {
+        if self.shared.is_some() || self.bans.is_empty() {
             return false;
         }
         let Some(state) = self.sessions.get(&session) else {
