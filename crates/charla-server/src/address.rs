@@ -42,6 +42,22 @@ impl ClientAddress {
         }
     }
 
+    /// An address as a moderator writes it (a ban's `address`): an IPv4 or
+    /// IPv6 address, counted as [`ClientAddress::of`] counts it, or an IPv6
+    /// /64 as [`ClientAddress`] displays it (`2001:db8::/64`), so that what
+    /// `GET /api/bans` shows can be given back.
+    pub(crate) fn parse(text: &str) -> Option<ClientAddress> {
+        if let Some(prefix) = text.strip_suffix("/64") {
+            return match prefix.parse::<IpAddr>().ok()? {
+                IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                    Some(ClientAddress::of(IpAddr::V6(v6)))
+                }
+                _ => None,
+            };
+        }
+        text.parse::<IpAddr>().ok().map(ClientAddress::of)
+    }
+
     /// The address of `request`'s client, trusting `trusted_proxies` hops.
     pub(crate) fn of_request(request: &HttpRequest, trusted_proxies: usize) -> ClientAddress {
         let peer = request
@@ -207,6 +223,36 @@ mod tests {
             ClientAddress::of(ip("2001:db8::1")).to_string(),
             "2001:db8::/64"
         );
+    }
+
+    #[test]
+    fn a_written_address_parses_as_connections_count_it() {
+        let parse = |text: &str| ClientAddress::parse(text);
+        assert_eq!(
+            parse("203.0.113.7"),
+            Some(ClientAddress::of(ip("203.0.113.7")))
+        );
+        assert_eq!(parse("::ffff:203.0.113.7"), parse("203.0.113.7"));
+        assert_eq!(
+            parse("2001:db8:1:2::1"),
+            Some(ClientAddress::of(ip("2001:db8:1:2:ffff::9")))
+        );
+        for shown in ["203.0.113.7", "2001:db8:1:2::/64"] {
+            assert_eq!(parse(shown).unwrap().to_string(), shown);
+        }
+        assert_eq!(parse("2001:db8:1:2::/64"), parse("2001:db8:1:2::1"));
+        for bad in [
+            "",
+            "nonsense",
+            "203.0.113.7/64",
+            "203.0.113.7/32",
+            "::ffff:1.2.3.4/64",
+            "2001:db8::/48",
+            "203.0.113.7:80",
+            " 203.0.113.7",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -7,15 +7,16 @@
 //! them to go (at most [`DRAIN_TIMEOUT`]), then stops the HTTP server (at
 //! most [`STOP_TIMEOUT`]): well inside Heroku's 30 s grace.
 
+use crate::bans::{Ban, Bans, now_millis};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::directory::Directory;
 use crate::metrics::Metrics;
 use crate::registry::{CloseStore, Registry, Shared, Shutdown};
 use crate::state::AppState;
-use crate::store::database::Database;
+use crate::store::database::{BanBook, Database};
 use crate::store::{Store, ref_window};
-use crate::{api, ws};
+use crate::{api, moderation, ws};
 use actix::{AsyncContext, Context};
 use actix_web::{App, HttpServer, web};
 use std::future::Future;
@@ -82,34 +83,45 @@ impl Application {
             ),
             None => None,
         };
-        let (store, disk) = if cluster.is_some() {
-            (Store::shared(config.history), None)
+        let (store, disk, mut ban_book) = if cluster.is_some() {
+            (Store::shared(config.history), None, None)
         } else if config.in_memory() {
-            (Store::memory(config.history), None)
+            (Store::memory(config.history), None, None)
         } else {
             let database = Database::open(Path::new(&config.database))
                 .map_err(|error| StartError::Database(error.to_string()))?;
             let disk = database
                 .reader()
                 .map_err(|error| StartError::Database(error.to_string()))?;
+            let ban_book = database
+                .ban_book()
+                .map_err(|error| StartError::Database(error.to_string()))?;
             let store = Store::sqlite(database, config.history, context.address().recipient())
                 .map_err(|error| StartError::Database(error.to_string()))?;
-            (store, Some(disk))
+            (store, Some(disk), Some(ban_book))
+        };
+        let bans = match &mut ban_book {
+            Some(book) => load_bans(book, &config.database)?,
+            None => Bans::default(),
         };
         let health = store.health();
         let shared = cluster
             .clone()
             .map(|cluster| Shared::new(cluster, health.clone()));
-        let registry = context.run(Registry::new(
-            config.clone(),
-            store,
-            directory.clone(),
-            metrics.clone(),
-            shared,
-        ));
-        let state = web::Data::new(AppState::new(
-            config, registry, directory, metrics, disk, health, cluster,
-        ));
+        let registry = context.run(
+            Registry::new(
+                config.clone(),
+                store,
+                directory.clone(),
+                metrics.clone(),
+                shared,
+            )
+            .with_bans(bans),
+        );
+        let state = web::Data::new(
+            AppState::new(config, registry, directory, metrics, disk, health, cluster)
+                .with_ban_book(ban_book),
+        );
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -119,6 +131,7 @@ impl Application {
                 .app_data(app_state.clone())
                 .route("/ws", web::get().to(ws::upgrade))
                 .configure(api::configure)
+                .configure(moderation::configure)
                 .configure(crate::pages::configure)
         })
         .disable_signals()
@@ -174,4 +187,29 @@ impl Application {
         }
         stopped
     }
+}
+
+/// The bans in force kept by the database at `path` (rule 52); deletes the
+/// ones that ended meanwhile. A row that does not read as a ban (a file
+/// edited by hand) is left out with a warning.
+fn load_bans(book: &mut BanBook, path: &str) -> Result<Bans, StartError> {
+    let rows = book.active(now_millis()).map_err(|error| {
+        StartError::Database(format!(
+            "cannot read the bans from the database {path}: {error}. Check the file, or set CHARLA_DATABASE (--database) to another path"
+        ))
+    })?;
+    let mut bans = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id = row.id.clone();
+        match Ban::from_wire(row) {
+            Some(ban) => bans.push(ban),
+            None => {
+                tracing::warn!(ban = %id, "ignoring a stored ban that names no valid target or room")
+            }
+        }
+    }
+    if !bans.is_empty() {
+        tracing::info!(bans = bans.len(), "bans in force loaded from the database");
+    }
+    Ok(Bans::from_list(bans))
 }

@@ -53,8 +53,9 @@ pub struct Config {
     )]
     pub host: IpAddr,
 
-    /// Bearer token that allows `POST /api/rooms/{room}/messages`. Unset, posting
-    /// is refused with 403.
+    /// Bearer token that allows `POST /api/rooms/{room}/messages` and the
+    /// moderation calls (kicks, `/api/bans`, deleting any message). Unset,
+    /// they are refused with 403.
     #[arg(
         long,
         env = "CHARLA_API_TOKEN",

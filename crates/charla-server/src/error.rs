@@ -43,6 +43,10 @@ pub(crate) enum HttpError {
     UnknownMessage,
     #[error("moderation is not available with Redis yet (CHARLA_REDIS_URL)")]
     NotWithRedis,
+    #[error("no ban in force has this id")]
+    UnknownBan,
+    #[error("bans cannot be written to the database right now; retry later")]
+    BansUnavailable,
     #[error("internal error")]
     Internal,
 }
@@ -61,8 +65,10 @@ impl HttpError {
             | HttpError::ShuttingDown
             | HttpError::TooManyRooms
             | HttpError::StoreUnavailable
-            | HttpError::HistoryUnavailable => "unavailable",
+            | HttpError::HistoryUnavailable
+            | HttpError::BansUnavailable => "unavailable",
             HttpError::UnknownMessage => "unknown_message",
+            HttpError::UnknownBan => "unknown_ban",
             HttpError::NotWithRedis => "unsupported",
             HttpError::Internal => "internal",
         }
@@ -83,8 +89,9 @@ impl ResponseError for HttpError {
             | HttpError::ShuttingDown
             | HttpError::TooManyRooms
             | HttpError::StoreUnavailable
-            | HttpError::HistoryUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            HttpError::UnknownMessage => StatusCode::NOT_FOUND,
+            | HttpError::HistoryUnavailable
+            | HttpError::BansUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::UnknownMessage | HttpError::UnknownBan => StatusCode::NOT_FOUND,
             HttpError::NotWithRedis => StatusCode::NOT_IMPLEMENTED,
             HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -102,7 +109,8 @@ impl ResponseError for HttpError {
             | HttpError::ShuttingDown
             | HttpError::TooManyRooms
             | HttpError::StoreUnavailable
-            | HttpError::HistoryUnavailable => {
+            | HttpError::HistoryUnavailable
+            | HttpError::BansUnavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS));
             }
             _ => {}

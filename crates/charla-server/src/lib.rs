@@ -31,6 +31,10 @@
 //!   subscription; the registry's side is `registry/shared/`.
 //! - [`directory`]: the room directory snapshot read by HTTP.
 //! - [`api`]: the JSON HTTP API, `/healthz` and `/metrics`.
+//! - [`moderation`]: the moderation API: kicks and bans (the token, then
+//!   the body; a ban is stored before it is answered).
+//! - [`bans`]: what a ban is, the registry's set of bans in force and how
+//!   a `join` or `say` is checked against it (clock passed in).
 //! - [`pages`]: the browser's routes: lobby, room pages, embedded assets,
 //!   the 404 and 5xx pages (their templates and files are `charla-web`).
 //! - [`error`]: HTTP errors and their status codes.
@@ -49,6 +53,8 @@
 //! | room member counts and last ids | [`directory::Directory`] (a `DashMap`), written by the registry | `/api/rooms`, the lobby and `/metrics` read it without a round trip through the registry's mailbox |
 //! | frames waiting for a client | each session's [`outbox::Outbox`], bounded in frames and bytes | the registry never waits on a socket; a full queue is the slow-consumer signal |
 //! | a session's request budget, its count of requests at the registry | the session actor (the count shared with the registry in a [`gate::RequestGate`]) | refused or paused before any shared state is touched |
+//! | bans in force | the registry ([`bans::Bans`]), loaded at start | `join` and `say` are checked where they are answered, and a new ban removes its connections in the same handler |
+//! | the stored bans | the SQLite file's `bans` table, written by the HTTP handler through its own connection ([`store::database::BanBook`]) before it answers | bans outlive a restart; rare, independent of message order, so not the writer thread's |
 //! | open connections per client address | [`address::AddressCounts`] (a `DashMap`) in the app state, a permit per connection | the upgrade handler decides before a session exists |
 //! | last frame heard, heartbeat timer | the session actor | per connection, no one else needs it |
 //! | counters and gauges | [`metrics::Metrics`] (atomics) | recorded on the hot path, read by `/metrics` |
@@ -82,6 +88,7 @@
 mod address;
 mod api;
 mod app;
+mod bans;
 mod bucket;
 mod cluster;
 mod config;
@@ -90,6 +97,7 @@ mod error;
 mod gate;
 mod identity;
 mod metrics;
+mod moderation;
 mod outbox;
 mod pages;
 mod registry;

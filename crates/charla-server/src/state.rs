@@ -10,8 +10,7 @@ use crate::error::HttpError;
 use crate::metrics::Metrics;
 use crate::registry::{FetchHistory, Registry, RoomView, ViewRoom};
 use crate::store::PageQuery;
-use crate::store::database::Reader;
-use crate::store::database::Record;
+use crate::store::database::{BanBook, Reader, Record};
 use actix::Addr;
 use actix_web::web;
 use charla_protocol::{ChatMessage, RoomName};
@@ -31,6 +30,10 @@ pub(crate) struct AppState {
     /// The shared Redis, for history and members of rooms this node does
     /// not hold; `None` without Redis.
     pub(crate) cluster: Option<Cluster>,
+    /// The database's ban book, written on a blocking thread before a ban
+    /// or a lift is answered (rule 52); `None` in memory mode and with
+    /// Redis.
+    pub(crate) ban_book: Option<Arc<Mutex<BanBook>>>,
     /// Open connections per client address (`CHARLA_MAX_CONNECTIONS_PER_IP`).
     addresses: Arc<AddressCounts>,
     /// False while the database refuses writes.
@@ -56,11 +59,18 @@ impl AppState {
             metrics,
             disk: disk.map(|reader| Arc::new(Mutex::new(reader))),
             cluster,
+            ban_book: None,
             addresses: Arc::default(),
             store_health,
             shutting_down: AtomicBool::new(false),
             next_session: AtomicU64::new(fastrand::u64(..u64::MAX / 2)),
         }
+    }
+
+    /// The state with `book` as its ban book.
+    pub(crate) fn with_ban_book(mut self, book: Option<BanBook>) -> AppState {
+        self.ban_book = book.map(|book| Arc::new(Mutex::new(book)));
+        self
     }
 
     /// Whether the store accepts writes (always, in memory).

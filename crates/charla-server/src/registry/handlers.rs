@@ -1,6 +1,7 @@
 //! What the registry does for each message of the table, in the table's
-//! order: one [`Command`] impl each. The `Handler` in `mod.rs` runs them and
-//! reaps slow consumers afterwards.
+//! order: one [`Command`] impl each (the moderation messages' are in
+//! `moderation.rs`). The `Handler` in `mod.rs` runs them and reaps slow
+//! consumers afterwards.
 
 use super::rooms::Seat;
 use super::*;
@@ -52,6 +53,9 @@ impl Command for Join {
             epoch,
             reference,
         } = self;
+        if registry.refuse_if_banned(session, &room, &reference, false) {
+            return;
+        }
         let Some(state) = registry.sessions.get(&session) else {
             return;
         };
@@ -130,6 +134,9 @@ impl Command for Say {
             text,
             reference,
         } = self;
+        if registry.refuse_if_banned(session, &room, &reference, true) {
+            return;
+        }
         let joined = registry
             .sessions
             .get(&session)

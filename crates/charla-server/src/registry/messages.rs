@@ -1,13 +1,17 @@
 //! The registry's message table: every request a session or an HTTP handler
 //! can make of it, one line of `///` each, in the order their handlers
-//! appear in [`super::handlers`].
+//! appear in [`super::handlers`] (the moderation messages' in
+//! [`super::moderation`]).
 
 use crate::address::ClientAddress;
+use crate::bans::Ban;
 use crate::gate::RequestGate;
 use crate::outbox::Outbox;
 use crate::store::PageQuery;
 use actix::prelude::*;
-use charla_protocol::{ChatMessage, DisplayName, ErrorCode, Member, MessageText, RoomName, Secret};
+use charla_protocol::{
+    ChatMessage, DisplayName, ErrorCode, Member, MessageText, RoomName, Secret, api,
+};
 use std::fmt;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -156,6 +160,38 @@ pub(crate) struct Post {
 pub(crate) struct ModeratorDelete {
     pub(crate) room: RoomName,
     pub(crate) id: u64,
+}
+
+/// `POST /api/rooms/{room}/kick`: every connection of `member` (a member
+/// id) leaves the room and hears `kicked`; answers how many left.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub(crate) struct Kick {
+    pub(crate) room: RoomName,
+    pub(crate) member: String,
+    pub(crate) reason: Option<String>,
+}
+
+/// `POST /api/bans`, once the ban is stored: enforce it from now on, and
+/// remove the connections it names from the rooms it covers; answers how
+/// many seats were emptied.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub(crate) struct ImposeBan {
+    pub(crate) ban: Ban,
+}
+
+/// `GET /api/bans`: the bans in force.
+#[derive(Message)]
+#[rtype(result = "Vec<api::Ban>")]
+pub(crate) struct ListBans;
+
+/// `DELETE /api/bans/{id}`: stop enforcing a ban; answers whether it was
+/// in force.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub(crate) struct LiftBan {
+    pub(crate) id: String,
 }
 
 /// The room page: current members and recent history.

@@ -24,6 +24,9 @@
 //! - [`limits`]: what a client may cost (rooms per session, new rooms per
 //!   address, flood-control tokens), `joined` pages, the history budget.
 //! - [`liveness`]: a panic in a handler ends the process.
+//! - [`moderation`]: kicks and bans: the bans in force, the check that
+//!   keeps a banned client out of `join` and `say`, and the removal of the
+//!   connections a kick or a new ban names (rules 51 and 52).
 //! - [`publish`]: a message's way from staged to stored to acknowledged and
 //!   broadcast (or refused), and the fences that keep a session's answers
 //!   in request order meanwhile.
@@ -34,6 +37,7 @@ mod handlers;
 mod limits;
 mod liveness;
 mod messages;
+mod moderation;
 mod publish;
 mod rooms;
 mod shared;
@@ -45,6 +49,7 @@ pub(crate) use shared::Shared;
 use publish::{FenceId, Held, Pending, Reply};
 
 use crate::address::ClientAddress;
+use crate::bans::Bans;
 use crate::bucket::TokenBucket;
 use crate::config::Config;
 use crate::directory::Directory;
@@ -71,6 +76,9 @@ pub(crate) const DIRECTORY_PUSH_INTERVAL: Duration = Duration::from_secs(1);
 pub(crate) const TYPING_RELAY_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the registry forgets the new-room buckets that are full.
 pub(crate) const ROOM_BUCKET_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// How often the registry forgets the bans that have ended (they stopped
+/// applying at their end already: every check reads the clock).
+pub(crate) const BAN_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A `joined` carries at most this share of `CHARLA_OUTBOX_BYTES` of
 /// history (an eighth: 128 KiB by default), so a join can never fill a
@@ -180,6 +188,9 @@ pub(crate) struct Registry {
     /// New-room buckets per client address (`CHARLA_NEW_ROOMS_PER_MINUTE`);
     /// an address whose bucket is full again is forgotten.
     new_rooms: HashMap<ClientAddress, TokenBucket>,
+    /// The bans in force (rule 52); always empty with Redis, which has no
+    /// moderation yet.
+    bans: Bans,
     shutting_down: bool,
     drained: Vec<oneshot::Sender<()>>,
 }
@@ -209,10 +220,18 @@ impl Registry {
             fenced: HashSet::new(),
             shared,
             new_rooms: HashMap::new(),
+            bans: Bans::default(),
             budget_recheck_above: 0,
             shutting_down: false,
             drained: Vec::new(),
         }
+    }
+
+    /// The registry with `bans` in force from its first message (the bans
+    /// the database kept, read at start).
+    pub(crate) fn with_bans(mut self, bans: Bans) -> Registry {
+        self.bans = bans;
+        self
     }
 
     /// Serialises `message` and queues it for one session, behind the
@@ -436,6 +455,18 @@ impl Registry {
 
     /// Takes `session` out of `room` and tells the others (rule 12).
     fn unseat(&mut self, session: SessionId, room: &RoomName, ctx: &mut Context<Self>) {
+        self.unseat_telling_all_but(session, room, &HashSet::new(), ctx);
+    }
+
+    /// As [`Registry::unseat`], but the members in `leaving` (about to be
+    /// unseated too) are not told.
+    fn unseat_telling_all_but(
+        &mut self,
+        session: SessionId,
+        room: &RoomName,
+        leaving: &HashSet<SessionId>,
+        ctx: &mut Context<Self>,
+    ) {
         if !self.rooms.unseat(room, session) {
             return;
         }
@@ -449,7 +480,13 @@ impl Registry {
             && self.unseat_shared(room, session)
         {
             self.directory.set_members(room, self.room_count(room));
-            self.announce(room, PresenceEvent::Leave, member, None);
+            let presence = ServerMessage::Presence {
+                room: room.as_str().to_owned(),
+                event: PresenceEvent::Leave,
+                member,
+                count: self.room_count(room),
+            };
+            self.broadcast_skipping(room, &presence.to_json().into(), leaving);
         }
         self.drop_if_unused(room);
         self.directory_changed(ctx);
@@ -547,6 +584,9 @@ impl Actor for Registry {
         ctx.set_mailbox_capacity(REGISTRY_MAILBOX);
         ctx.run_interval(ROOM_BUCKET_SWEEP_INTERVAL, |registry, _ctx| {
             registry.forget_full_room_buckets();
+        });
+        ctx.run_interval(BAN_SWEEP_INTERVAL, |registry, _ctx| {
+            registry.bans.forget_expired(crate::bans::now_millis());
         });
         self.start_shared(ctx);
     }

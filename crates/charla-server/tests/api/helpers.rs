@@ -209,6 +209,15 @@ pub struct Client {
 }
 
 impl Client {
+    /// Connects to a WebSocket URL (of a server started some other way,
+    /// such as the binary) and reads the `welcome`.
+    pub async fn connect_url(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("the upgrade succeeds");
+        Client::welcomed(ws).await
+    }
+
     async fn welcomed(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
         let mut client = Client {
             ws,

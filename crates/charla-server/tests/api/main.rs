@@ -10,6 +10,7 @@ mod config_cli;
 mod delivery;
 mod http_api;
 mod limits;
+mod moderation;
 mod people;
 mod presence;
 mod requests;

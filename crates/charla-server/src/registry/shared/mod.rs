@@ -332,7 +332,9 @@ impl Registry {
         }
         for (session, member) in newcomers {
             if let Some(shared) = &self.shared {
-                let seat = shared.cluster.seat(room, &session.to_string(), &member, false);
+                let seat = shared
+                    .cluster
+                    .seat(room, &session.to_string(), &member, false);
                 shared.call(seat, Outcome::Done);
             }
             let presence = ServerMessage::Presence {
@@ -365,7 +367,12 @@ impl Registry {
     }
 
     /// A member of this node was renamed: updates the views, tells Redis.
-    pub(super) fn rename_shared(&mut self, rooms: &[RoomName], session: SessionId, member: &Member) {
+    pub(super) fn rename_shared(
+        &mut self,
+        rooms: &[RoomName],
+        session: SessionId,
+        member: &Member,
+    ) {
         let Some(shared) = &mut self.shared else {
             return;
         };
@@ -377,7 +384,10 @@ impl Registry {
                 .and_then(|view| view.members.get_mut(&seat))
             {
                 known.name.clone_from(&member.name);
-                shared.call(shared.cluster.seat(room, &seat, member, true), Outcome::Done);
+                shared.call(
+                    shared.cluster.seat(room, &seat, member, true),
+                    Outcome::Done,
+                );
             }
         }
     }

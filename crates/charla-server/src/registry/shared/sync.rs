@@ -280,7 +280,10 @@ impl Registry {
             }
         }
         for (seat, member) in &lost {
-            shared.call(shared.cluster.seat(&room, seat, member, false), Outcome::Done);
+            shared.call(
+                shared.cluster.seat(&room, seat, member, false),
+                Outcome::Done,
+            );
         }
         // The log: kept and extended when it is the same sequence; what this
         // node's members missed goes to them once the joiners have their

@@ -7,7 +7,8 @@
 //! (the newest one's id is the room's last id) and the `ref`s of pruned
 //! messages still in the `ref` window (`refs`); per file: the epoch
 //! (`meta`), a random id made when the file was created, which names this
-//! file's id sequences.
+//! file's id sequences; and the bans in force (`bans`, written through the
+//! [`BanBook`], its own connection: see `bans.rs` for why).
 //!
 //! Where a message lives: a batch is appended to the `inbox`, in arrival
 //! order, so a transaction writes a few pages whatever rooms it spans; every
@@ -38,10 +39,12 @@
 //! since the last checkpoint (the writer thread checkpoints within ten seconds
 //! of a commit), and never corrupts the file.
 
+mod bans;
 mod open;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use bans::BanBook;
 pub(crate) use open::OpenError;
 
 use charla_protocol::{ChatMessage, Member};

@@ -33,7 +33,7 @@ const LOCK_SUFFIX: &str = "-lock";
 /// Schema steps, in order: step `i` takes a file from `user_version` `i` to
 /// `i + 1`, in the same transaction as the version bump. Only ever append a
 /// step: a released one has already run on somebody's file.
-const MIGRATIONS: &[&str] = &[SCHEMA_1, SCHEMA_2];
+pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_1, SCHEMA_2, SCHEMA_3];
 
 /// The newest schema this binary knows.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -105,6 +105,24 @@ const SCHEMA_2: &str = "
         UNION ALL
         SELECT room, id, from_id, from_name, text, at, reference,
                edited, deleted, edits, deletes FROM inbox;
+";
+
+/// Version 3: bans (docs/protocol.md, rule 52), written and read by the
+/// [`BanBook`](super::BanBook). A row names exactly one of `identity` (a
+/// member id) and `address` (as `ClientAddress` displays it); no `room` is
+/// a ban from every room; `until` is in Unix milliseconds. Rows whose
+/// `until` has passed are deleted at start and with each new ban. There are
+/// few bans, so no index beyond the key.
+const SCHEMA_3: &str = "
+    CREATE TABLE bans (
+        id TEXT PRIMARY KEY NOT NULL,
+        identity TEXT,
+        address TEXT,
+        room TEXT,
+        until INTEGER NOT NULL,
+        reason TEXT,
+        CHECK ((identity IS NULL) <> (address IS NULL))
+    ) WITHOUT ROWID;
 ";
 
 /// Why [`Database::open`] refused. Each message names the path and what to do.

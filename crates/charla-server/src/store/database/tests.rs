@@ -1,7 +1,8 @@
 //! The database's unit tests: each opens real files in a temporary directory.
 
-use super::open::SCHEMA_VERSION;
+use super::open::{MIGRATIONS, SCHEMA_VERSION};
 use super::*;
+use charla_protocol::api::Ban;
 use std::fs;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -534,4 +535,113 @@ fn a_version_1_file_keeps_its_messages_when_migrated() {
         ("from before", false, None)
     );
     assert_eq!(room.refs, vec![("ref-1".to_owned(), 1)]);
+}
+
+fn ban(id: &str, until: u64) -> Ban {
+    Ban {
+        id: id.to_owned(),
+        identity: Some("0123456789abcdef".to_owned()),
+        address: None,
+        room: Some("general".to_owned()),
+        until,
+        reason: Some("spam".to_owned()),
+    }
+}
+
+#[test]
+fn bans_outlive_reopening_and_ended_ones_are_deleted() {
+    let dir = TempDir::new();
+    {
+        let db = Database::open(&dir.file()).unwrap();
+        let mut book = db.ban_book().unwrap();
+        book.insert(&ban("short", 1_000), 0).unwrap();
+        let mut server_wide = ban("long", 5_000);
+        server_wide.identity = None;
+        server_wide.address = Some("2001:db8::/64".to_owned());
+        server_wide.room = None;
+        server_wide.reason = None;
+        book.insert(&server_wide, 0).unwrap();
+        assert!(!book.lift("nope").unwrap());
+    }
+    let db = Database::open(&dir.file()).unwrap();
+    let mut book = db.ban_book().unwrap();
+    let active = book.active(1_000).unwrap();
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert_eq!(active[0].id, "long");
+    assert_eq!(active[0].address.as_deref(), Some("2001:db8::/64"));
+    assert_eq!(
+        (active[0].room.as_ref(), active[0].reason.as_ref()),
+        (None, None)
+    );
+    let rows: i64 = db
+        .connection
+        .query_row("SELECT count(*) FROM bans", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "the ended ban is deleted, not just skipped");
+    assert!(book.lift("long").unwrap());
+    assert!(book.active(0).unwrap().is_empty());
+}
+
+#[test]
+fn a_new_ban_deletes_the_ended_ones() {
+    let dir = TempDir::new();
+    let db = Database::open(&dir.file()).unwrap();
+    let mut book = db.ban_book().unwrap();
+    book.insert(&ban("old", 1_000), 0).unwrap();
+    book.insert(&ban("new", 9_000), 1_000).unwrap();
+    assert_eq!(
+        book.active(0)
+            .unwrap()
+            .iter()
+            .map(|b| b.id.as_str())
+            .collect::<Vec<_>>(),
+        ["new"]
+    );
+}
+
+#[test]
+fn a_ban_names_exactly_one_target() {
+    let dir = TempDir::new();
+    let db = Database::open(&dir.file()).unwrap();
+    let mut book = db.ban_book().unwrap();
+    let mut both = ban("both", 1_000);
+    both.address = Some("192.0.2.1".to_owned());
+    assert!(book.insert(&both, 0).is_err());
+    let mut neither = ban("neither", 1_000);
+    neither.identity = None;
+    assert!(book.insert(&neither, 0).is_err());
+    assert!(book.active(0).unwrap().is_empty());
+}
+
+#[test]
+fn a_version_2_file_is_migrated_to_hold_bans_and_keeps_its_messages() {
+    let dir = TempDir::new();
+    {
+        let connection = Connection::open(dir.file()).unwrap();
+        for (done, step) in MIGRATIONS.iter().take(2).enumerate() {
+            connection.execute_batch(step).unwrap();
+            connection
+                .pragma_update(None, "user_version", done as i64 + 1)
+                .unwrap();
+        }
+        connection
+            .execute(
+                "INSERT INTO messages (room, id, from_id, from_name, text, at) VALUES ('lobby', 1, 's', 'ana', 'hi', 5)",
+                [],
+            )
+            .unwrap();
+    }
+    let db = Database::open(&dir.file()).unwrap();
+    let version: i64 = db
+        .connection
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(
+        db.load_room("lobby", HISTORY, REF_WINDOW).unwrap().last_id,
+        1
+    );
+    let mut book = db.ban_book().unwrap();
+    book.insert(&ban("a", 1_000), 0).unwrap();
+    assert_eq!(book.active(0).unwrap().len(), 1);
 }
