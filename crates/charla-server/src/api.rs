@@ -140,7 +140,6 @@ async fn delete_message(
             Ok(HttpResponse::Ok().json(Posted { id }))
         }
         Ok(Err(ErrorCode::UnknownMessage)) => Err(HttpError::UnknownMessage),
-        Ok(Err(ErrorCode::Unsupported)) => Err(HttpError::NotWithRedis),
         Ok(Err(ErrorCode::TooManyRooms)) => Err(HttpError::TooManyRooms),
         Ok(Err(ErrorCode::Unavailable)) => Err(HttpError::StoreUnavailable),
         Ok(Err(_)) | Err(_) => Err(HttpError::Internal),

@@ -100,9 +100,18 @@ impl Application {
                 .map_err(|error| StartError::Database(error.to_string()))?;
             (store, Some(disk), Some(ban_book))
         };
-        let bans = match &mut ban_book {
-            Some(book) => load_bans(book, &config.database)?,
-            None => Bans::default(),
+        let bans = match (&mut ban_book, &cluster) {
+            (Some(book), _) => load_bans(book, &config.database)?,
+            (None, Some(cluster)) => Bans::from_list(
+                cluster
+                    .bans()
+                    .await
+                    .map_err(|error| StartError::Redis(error.to_string()))?
+                    .into_iter()
+                    .filter_map(Ban::from_wire)
+                    .collect(),
+            ),
+            (None, None) => Bans::default(),
         };
         let health = store.health();
         let shared = cluster

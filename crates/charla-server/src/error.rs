@@ -41,11 +41,11 @@ pub(crate) enum HttpError {
     HistoryUnavailable,
     #[error("no such message in this room")]
     UnknownMessage,
-    #[error("moderation is not available with Redis yet (CHARLA_REDIS_URL)")]
-    NotWithRedis,
     #[error("no ban in force has this id")]
     UnknownBan,
-    #[error("bans cannot be written to the database right now; retry later")]
+    #[error(
+        "the ban or kick cannot be stored right now (the database or Redis failed); retry later"
+    )]
     BansUnavailable,
     #[error("internal error")]
     Internal,
@@ -69,7 +69,6 @@ impl HttpError {
             | HttpError::BansUnavailable => "unavailable",
             HttpError::UnknownMessage => "unknown_message",
             HttpError::UnknownBan => "unknown_ban",
-            HttpError::NotWithRedis => "unsupported",
             HttpError::Internal => "internal",
         }
     }
@@ -92,7 +91,6 @@ impl ResponseError for HttpError {
             | HttpError::HistoryUnavailable
             | HttpError::BansUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             HttpError::UnknownMessage | HttpError::UnknownBan => StatusCode::NOT_FOUND,
-            HttpError::NotWithRedis => StatusCode::NOT_IMPLEMENTED,
             HttpError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

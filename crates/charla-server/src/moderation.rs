@@ -4,8 +4,7 @@
 //! delete of a message is in [`crate::api`].)
 //!
 //! Every call needs the API token ([`api::authorize`]: `403` without one
-//! configured, `401` for a wrong one), then is refused with `501` under
-//! Redis, which has no moderation yet; then the path and the body are
+//! configured, `401` for a wrong one); then the path and the body are
 //! checked (`404` for a bad room in the path, `400` `bad_request` for a
 //! body that breaks a rule, in the order of the fields below).
 //!
@@ -14,7 +13,11 @@
 //! registry enforces it (removing the connections it names), then `201`. A
 //! lift deletes the row first, then the registry stops enforcing it, then
 //! `204`. A database that refuses is `503` and changes nothing. In memory
-//! mode bans live in the registry only, for the life of the process.
+//! mode bans live in the registry only, for the life of the process. With
+//! Redis a ban (or a lift) is stored in Redis first, which tells every node
+//! ([`crate::cluster`]); this node then applies it before answering. A
+//! kick, with Redis, is an event every node acts on for its own
+//! connections; the answer counts the member's connections on every node.
 
 use crate::address::ClientAddress;
 use crate::api;
@@ -61,7 +64,21 @@ async fn kick(
         ));
     }
     let reason = parse_reason(reason)?;
-    let kicked = state
+    // With Redis every node removes its own connections of the member (the
+    // script tells them); this one does so before answering.
+    let everywhere = match &state.cluster {
+        Some(cluster) => Some(
+            cluster
+                .kick(&room, &member, reason.as_deref())
+                .await
+                .map_err(|error| {
+                    tracing::error!(error = %error, "Redis did not take a kick");
+                    HttpError::BansUnavailable
+                })?,
+        ),
+        None => None,
+    };
+    let here = state
         .registry
         .send(Kick {
             room,
@@ -69,6 +86,7 @@ async fn kick(
             reason,
         })
         .await?;
+    let kicked = everywhere.unwrap_or(here).max(here);
     if kicked > 0 {
         state.metrics.moderated("kick");
     }
@@ -86,8 +104,16 @@ async fn create_ban(
     let now = now_millis();
     let ban = parse_ban(&body, now)?;
     let wire = ban.to_wire();
-    let row = wire.clone();
-    write_book(&state, move |book| book.insert(&row, now)).await?;
+    match &state.cluster {
+        Some(cluster) => cluster.ban(&wire, now).await.map_err(|error| {
+            tracing::error!(error = %error, "cannot store a ban in Redis");
+            HttpError::BansUnavailable
+        })?,
+        None => {
+            let row = wire.clone();
+            write_book(&state, move |book| book.insert(&row, now)).await?;
+        }
+    }
     let removed = state.registry.send(ImposeBan { ban }).await?;
     state.metrics.moderated("ban");
     tracing::info!(ban = %wire.id, room = ?wire.room, until = wire.until, removed, "ban imposed");
@@ -113,9 +139,19 @@ async fn lift_ban(
 ) -> Result<HttpResponse, HttpError> {
     permitted(&state, &request)?;
     let id = id.into_inner();
-    let row = id.clone();
-    write_book(&state, move |book| book.lift(&row)).await?;
-    if !state.registry.send(LiftBan { id: id.clone() }).await? {
+    let in_redis = match &state.cluster {
+        Some(cluster) => Some(cluster.unban(&id, now_millis()).await.map_err(|error| {
+            tracing::error!(error = %error, "cannot lift a ban in Redis");
+            HttpError::BansUnavailable
+        })?),
+        None => {
+            let row = id.clone();
+            write_book(&state, move |book| book.lift(&row)).await?;
+            None
+        }
+    };
+    let here = state.registry.send(LiftBan { id: id.clone() }).await?;
+    if !in_redis.unwrap_or(here) {
         return Err(HttpError::UnknownBan);
     }
     state.metrics.moderated("unban");
@@ -123,13 +159,9 @@ async fn lift_ban(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// The token, then the engine: moderation is not available with Redis yet.
+/// The token.
 fn permitted(state: &AppState, request: &HttpRequest) -> Result<(), HttpError> {
-    api::authorize(state, request)?;
-    if state.cluster.is_some() {
-        return Err(HttpError::NotWithRedis);
-    }
-    Ok(())
+    api::authorize(state, request)
 }
 
 /// Runs `write` on the ban book on a blocking thread, so no worker waits on

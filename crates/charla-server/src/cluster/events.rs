@@ -6,7 +6,7 @@
 
 use super::{EVENTS_CHANNEL, MAX_RECONNECT_DELAY, Seated};
 use actix::{Message, Recipient};
-use charla_protocol::{ChatMessage, Member};
+use charla_protocol::{ChatMessage, Member, api};
 use futures_util::StreamExt;
 use redis::Client;
 use serde::Deserialize;
@@ -50,6 +50,21 @@ pub(crate) enum Body {
         room: String,
         member: Member,
     },
+    /// A ban was stored (rule 52): every node enforces it.
+    Ban {
+        ban: api::Ban,
+    },
+    /// A ban was lifted.
+    Unban {
+        id: String,
+    },
+    /// A member is to leave a room (rule 51): each node removes its own
+    /// connections.
+    Kick {
+        room: String,
+        member: String,
+        reason: Option<String>,
+    },
 }
 
 impl Body {
@@ -60,7 +75,9 @@ impl Body {
             Body::Join { room, .. }
             | Body::Rename { room, .. }
             | Body::Leave { room, .. }
-            | Body::Typing { room, .. } => room,
+            | Body::Typing { room, .. }
+            | Body::Kick { room, .. } => room,
+            Body::Ban { .. } | Body::Unban { .. } => "",
         }
     }
 }

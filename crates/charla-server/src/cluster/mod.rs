@@ -12,6 +12,7 @@
 //! | `rooms` | sorted set | rooms with members, scored by member count (the directory) |
 //! | `seats:{node}` | set | `"{room} {seat}"` for every member a node holds |
 //! | `nodes` | sorted set | node → its last heartbeat, in Redis's clock (ms) |
+//! | `bans` | hash | ban id → ban JSON, the bans of every node (rule 52) |
 //! | `seq` | string | the number of the last event published |
 //! | `events` | pub/sub channel | every event, JSON, in one total order |
 //!
@@ -56,7 +57,7 @@ mod scripts;
 
 use crate::config::Config;
 use crate::store::PageQuery;
-use charla_protocol::{ChatMessage, Member, RoomName};
+use charla_protocol::{ChatMessage, Member, RoomName, api};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisResult};
 use scripts::Scripts;
@@ -71,6 +72,8 @@ pub(crate) const NODE_TIMEOUT: Duration = Duration::from_secs(3);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest pause between two attempts to reach Redis again.
 pub(crate) const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
+/// The hash of every ban (rule 52), ban id → ban JSON.
+const BANS_KEY: &str = "charla:bans";
 /// The pub/sub channel every event goes through.
 pub(crate) const EVENTS_CHANNEL: &str = "charla:events";
 
@@ -128,11 +131,13 @@ pub(crate) struct Snapshot {
     pub(crate) members: Vec<Seated>,
 }
 
-/// Every room with members, as of event `seq`: name, members, last id.
+/// Every room with members, as of event `seq`: name, members, last id;
+/// and every ban, ended ones not yet forgotten included.
 #[derive(Debug)]
 pub(crate) struct DirectorySnapshot {
     pub(crate) seq: u64,
     pub(crate) rooms: Vec<(String, usize, u64)>,
+    pub(crate) bans: Vec<api::Ban>,
 }
 
 /// What a heartbeat found.
@@ -355,8 +360,13 @@ impl Cluster {
     /// Reads every room with members.
     pub(crate) fn directory(&self) -> Request<DirectorySnapshot> {
         Request::new(self.scripts.directory.call(), |value| {
-            let (seq, rooms): (u64, Vec<(String, usize, u64)>) = redis::from_redis_value(value)?;
-            Ok(DirectorySnapshot { seq, rooms })
+            type Raw = (u64, Vec<(String, usize, u64)>, Vec<String>);
+            let (seq, rooms, bans): Raw = redis::from_redis_value(value)?;
+            Ok(DirectorySnapshot {
+                seq,
+                rooms,
+                bans: parse_all(&bans),
+            })
         })
     }
 
@@ -419,6 +429,66 @@ impl Cluster {
         let mut members: Vec<Member> = seated.into_iter().map(|s| s.member).collect();
         members.sort_unstable_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         Ok(members)
+    }
+
+    /// Every ban Redis holds (ended ones not yet forgotten included).
+    pub(crate) async fn bans(&self) -> RedisResult<Vec<api::Ban>> {
+        let raw: Vec<String> = self
+            .query(redis::cmd("HVALS").arg(BANS_KEY).clone(), true)
+            .await?;
+        Ok(parse_all(&raw))
+    }
+
+    /// Stores `ban` for every node (they hear of it by its event); forgets
+    /// the bans that ended before `now`.
+    pub(crate) async fn ban(&self, ban: &api::Ban, now: u64) -> RedisResult<()> {
+        let json = serde_json::to_string(ban).expect("bans always serialise");
+        let cmd = self
+            .scripts
+            .ban
+            .call()
+            .arg(&*self.node)
+            .arg(&ban.id)
+            .arg(json)
+            .arg(now)
+            .clone();
+        let _: u8 = self.query(cmd, false).await?;
+        Ok(())
+    }
+
+    /// Lifts ban `id` for every node; answers whether it was in force.
+    pub(crate) async fn unban(&self, id: &str, now: u64) -> RedisResult<bool> {
+        let cmd = self
+            .scripts
+            .unban
+            .call()
+            .arg(&*self.node)
+            .arg(id)
+            .arg(now)
+            .clone();
+        let lifted: u8 = self.query(cmd, false).await?;
+        Ok(lifted == 1)
+    }
+
+    /// Tells every node to take `member`'s connections out of `room`;
+    /// answers how many it has there, on every node.
+    pub(crate) async fn kick(
+        &self,
+        room: &RoomName,
+        member: &str,
+        reason: Option<&str>,
+    ) -> RedisResult<usize> {
+        let reason = serde_json::to_string(&reason).expect("a reason always serialises");
+        let cmd = self
+            .scripts
+            .kick
+            .call()
+            .arg(&*self.node)
+            .arg(room.as_str())
+            .arg(member)
+            .arg(reason)
+            .clone();
+        self.query(cmd, false).await
     }
 
     /// A client for the subscription (a connection of its own).

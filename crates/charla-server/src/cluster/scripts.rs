@@ -46,6 +46,9 @@ pub(super) struct Scripts {
     pub(super) page: Lua,
     pub(super) members: Lua,
     pub(super) typing: Lua,
+    pub(super) ban: Lua,
+    pub(super) unban: Lua,
+    pub(super) kick: Lua,
 }
 
 impl Scripts {
@@ -61,11 +64,14 @@ impl Scripts {
             page: Lua::new(include_str!("lua/page.lua")),
             members: Lua::new(include_str!("lua/members.lua")),
             typing: Lua::new(include_str!("lua/typing.lua")),
+            ban: Lua::new(include_str!("lua/ban.lua")),
+            unban: Lua::new(include_str!("lua/unban.lua")),
+            kick: Lua::new(include_str!("lua/kick.lua")),
         }
     }
 
     /// Every script, for `SCRIPT LOAD`.
-    pub(super) fn all(&self) -> [&Lua; 10] {
+    pub(super) fn all(&self) -> [&Lua; 13] {
         [
             &self.say,
             &self.join,
@@ -77,6 +83,9 @@ impl Scripts {
             &self.page,
             &self.members,
             &self.typing,
+            &self.ban,
+            &self.unban,
+            &self.kick,
         ]
     }
 }

@@ -41,6 +41,9 @@ impl Command for Join {
     }
 
     fn run(self, registry: &mut Registry, ctx: &mut Context<Registry>) {
+        if registry.refuse_if_banned(self.session, &self.room, &self.reference, false) {
+            return;
+        }
         if registry.shared.is_some() {
             registry.join_shared(self);
             registry.directory_changed(ctx);
@@ -53,9 +56,6 @@ impl Command for Join {
             epoch,
             reference,
         } = self;
-        if registry.refuse_if_banned(session, &room, &reference, false) {
-            return;
-        }
         let Some(state) = registry.sessions.get(&session) else {
             return;
         };

@@ -15,8 +15,13 @@
 //! client spends no new-room token and loads nothing. For `say`: before
 //! `not_joined` (a banned client is never in the room, and must hear why),
 //! and, like a `say` refused as `not_joined` (rule 28), it takes a
-//! flood-control token: without one the answer is `rate_limited`. Nothing
-//! is checked with Redis, which has no moderation yet.
+//! flood-control token: without one the answer is `rate_limited`.
+//!
+//! With Redis the bans live in Redis, and every node holds a copy, kept by
+//! the directory snapshot and the `ban` and `unban` events; a kick is an
+//! event too, and each node removes its own connections of the member
+//! ([`crate::cluster`]). The node that took the HTTP call applies the ban
+//! or kick itself before answering, and skips its own event.
 
 use super::*;
 use crate::bans::{Ban, now_millis};
@@ -26,17 +31,33 @@ impl Command for Kick {
     type Reply = MessageResult<Kick>;
 
     fn run(self, registry: &mut Registry, ctx: &mut Context<Registry>) -> Self::Reply {
-        let Kick {
-            room,
-            member,
-            reason,
-        } = self;
-        let leaving: Vec<SessionId> = registry.rooms.get(&room).map_or_else(Vec::new, |r| {
+        MessageResult(registry.kick_here(&self.room, &self.member, self.reason, ctx))
+    }
+}
+
+impl Command for ImposeBan {
+    type Reply = MessageResult<ImposeBan>;
+
+    fn run(self, registry: &mut Registry, ctx: &mut Context<Registry>) -> Self::Reply {
+        MessageResult(registry.impose_ban(self.ban, ctx))
+    }
+}
+
+impl Registry {
+    /// Takes this node's connections of `member` out of `room`, each told
+    /// `kicked`; answers how many.
+    pub(super) fn kick_here(
+        &mut self,
+        room: &RoomName,
+        member: &str,
+        reason: Option<String>,
+        ctx: &mut Context<Self>,
+    ) -> usize {
+        let leaving: Vec<SessionId> = self.rooms.get(room).map_or_else(Vec::new, |r| {
             r.seats
                 .keys()
                 .filter(|id| {
-                    registry
-                        .sessions
+                    self.sessions
                         .get(id)
                         .is_some_and(|state| state.member.id == member)
                 })
@@ -48,15 +69,14 @@ impl Command for Kick {
             reason,
             until: None,
         };
-        MessageResult(registry.remove_from_room(&room, leaving, &kicked, ctx))
+        self.remove_from_room(room, leaving, &kicked, ctx)
     }
-}
 
-impl Command for ImposeBan {
-    type Reply = MessageResult<ImposeBan>;
-
-    fn run(self, registry: &mut Registry, ctx: &mut Context<Registry>) -> Self::Reply {
-        let ban = self.ban;
+    /// Puts `ban` in force here: the connections of this node it names
+    /// leave the rooms it covers, each told `kicked` with its end; answers
+    /// how many left.
+    pub(super) fn impose_ban(&mut self, ban: Ban, ctx: &mut Context<Self>) -> usize {
+        let registry = self;
         let mut by_room: HashMap<RoomName, Vec<SessionId>> = HashMap::new();
         for (id, state) in &registry.sessions {
             if !ban.names(&state.member.id, state.address) {
@@ -76,7 +96,7 @@ impl Command for ImposeBan {
             removed += registry.remove_from_room(&room, leaving, &kicked, ctx);
         }
         registry.bans.insert(ban);
-        MessageResult(removed)
+        removed
     }
 }
 
@@ -115,7 +135,7 @@ impl Registry {
         reference: &Option<String>,
         flood_controlled: bool,
     ) -> bool {
-        if self.shared.is_some() || self.bans.is_empty() {
+        if self.bans.is_empty() {
             return false;
         }
         let Some(state) = self.sessions.get(&session) else {

@@ -3,6 +3,7 @@
 //! outcomes of script calls (acks, heartbeats).
 
 use super::*;
+use crate::bans::{Ban, Bans, now_millis};
 
 impl Registry {
     /// Reads the directory and every view again: events may have been
@@ -67,10 +68,20 @@ impl Registry {
         let Some(shared) = &mut self.shared else {
             return;
         };
+        let ours = event.node == shared.cluster.node();
+        if matches!(
+            event.body,
+            Body::Ban { .. } | Body::Unban { .. } | Body::Kick { .. }
+        ) {
+            // The node that took the moderator's call applied it already.
+            if !ours {
+                self.moderate(event.body, ctx);
+            }
+            return;
+        }
         let Ok(room) = RoomName::parse(event.body.room()) else {
             return;
         };
-        let ours = event.node == shared.cluster.node();
         let Some(view) = shared.views.get_mut(&room) else {
             match &event.body {
                 Body::Message { message } => self.directory.set_last_id(&room, message.id),
@@ -79,7 +90,9 @@ impl Registry {
                 | Body::Leave { count, .. } => {
                     self.directory.set_members(&room, *count);
                 }
-                Body::Typing { .. } => return,
+                Body::Typing { .. } | Body::Ban { .. } | Body::Unban { .. } | Body::Kick { .. } => {
+                    return;
+                }
             }
             self.directory_changed(ctx);
             return;
@@ -130,7 +143,12 @@ impl Registry {
                 };
                 self.broadcast(&room, &typing.to_json().into(), None);
             }
-            Body::Join { .. } | Body::Rename { .. } | Body::Typing { .. } => {}
+            Body::Join { .. }
+            | Body::Rename { .. }
+            | Body::Typing { .. }
+            | Body::Ban { .. }
+            | Body::Unban { .. }
+            | Body::Kick { .. } => {}
         }
     }
 
@@ -386,6 +404,12 @@ impl Registry {
                     .map(|room| (room, members, last_id))
             });
         self.directory.replace(rooms);
+        // The bans as Redis holds them replace this node's copy; any of
+        // them missed meanwhile is put in force now.
+        self.bans = Bans::default();
+        for ban in snapshot.bans.into_iter().filter_map(Ban::from_wire) {
+            self.impose_ban(ban, ctx);
+        }
         for event in held {
             if event.seq > snapshot.seq {
                 self.on_event(event, ctx);
@@ -448,6 +472,33 @@ impl Registry {
                 }
                 shared.answered(false);
             }
+        }
+    }
+}
+
+impl Registry {
+    /// A moderation event from another node (rules 51 and 52).
+    fn moderate(&mut self, body: Body, ctx: &mut Context<Self>) {
+        match body {
+            Body::Ban { ban } => match Ban::from_wire(ban) {
+                Some(ban) => {
+                    self.impose_ban(ban, ctx);
+                }
+                None => tracing::warn!("ignoring a ban from Redis that names no valid target"),
+            },
+            Body::Unban { id } => {
+                self.bans.lift(&id, now_millis());
+            }
+            Body::Kick {
+                room,
+                member,
+                reason,
+            } => {
+                if let Ok(room) = RoomName::parse(&room) {
+                    self.kick_here(&room, &member, reason, ctx);
+                }
+            }
+            _ => {}
         }
     }
 }
