@@ -251,7 +251,8 @@ impl Bans {
     }
 }
 
-/// Milliseconds since the Unix epoch: the clock bans are compared with.
+/// Milliseconds since the Unix epoch: a message's `at`, and the clock bans
+/// are compared with.
 pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

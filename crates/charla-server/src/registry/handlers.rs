@@ -5,10 +5,10 @@
 
 use super::rooms::Seat;
 use super::*;
+use crate::bans::now_millis;
 use crate::identity;
 use crate::store::{Changer, Draft};
 use charla_protocol::{API_SENDER_ID, MODERATOR_NAME, MessageText};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 impl Command for Connect {
     type Reply = ();
@@ -160,7 +160,7 @@ impl Command for Say {
             from,
             text: text.into_string(),
             reference: reference.clone(),
-            at: unix_millis(),
+            at: now_millis(),
             ..Draft::default()
         };
         let reply = Reply::Session { session, reference };
@@ -395,7 +395,7 @@ impl Command for Post {
             from,
             text: self.text.into_string(),
             reference: None,
-            at: unix_millis(),
+            at: now_millis(),
             ..Draft::default()
         };
         if registry.shared.is_some() {
@@ -508,15 +508,9 @@ fn change_draft(
         from,
         text: text.map(MessageText::into_string).unwrap_or_default(),
         reference,
-        at: unix_millis(),
+        at: now_millis(),
         edits: deletes.is_none().then_some(id),
         deletes,
     }
 }
 
-/// Milliseconds since the Unix epoch, for a message's `at`.
-fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
