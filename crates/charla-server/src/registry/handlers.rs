@@ -513,4 +513,3 @@ fn change_draft(
         deletes,
     }
 }
-
