@@ -209,9 +209,9 @@ export class RoomView {
 
   appendDivider(text) {
     this.adding(() => {
-      const divider = element('li', 'divider', text);
-      divider.setAttribute('role', 'separator');
-      this.list.append(divider);
+      // A plain list item: a `separator` role would break the list and
+      // hide the text from screen readers.
+      this.list.append(element('li', 'divider', text));
     });
   }
 
