@@ -27,6 +27,14 @@ export class Drawers {
 
   /** Opens `which` ('rooms' or 'members'), or closes both with null. */
   show(which) {
+    const closing = this.body.dataset.drawer;
+    const toggle = closing === 'rooms' ? this.roomsToggle : this.membersToggle;
+    // A drawer closed (Escape) with the focus inside would take the focus
+    // with it: hand it back to the drawer's toggle.
+    if (closing && closing !== which
+      && document.getElementById(toggle.getAttribute('aria-controls'))?.contains(document.activeElement)) {
+      toggle.focus();
+    }
     this.body.dataset.drawer = which ?? '';
     this.roomsToggle.setAttribute('aria-expanded', String(which === 'rooms'));
     this.membersToggle.setAttribute('aria-expanded', String(which === 'members'));
