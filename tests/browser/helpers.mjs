@@ -5,16 +5,19 @@
 // PID; it starts redis-servers of the tests' own the same way, for the
 // Redis engine (many Charla nodes on one Redis); it launches Debian's
 // Chromium (/usr/bin/chromium, never a downloaded browser) through
-// playwright-core; and it watches every page for Content-Security-Policy
-// violations and uncaught errors, which fail the test.
+// playwright-core; it watches every page for Content-Security-Policy
+// violations and uncaught errors, which fail the test; and it runs axe-core
+// on a page (`axeCheck`), which fails the test on any WCAG 2.1 A or AA
+// violation.
 //
 // Nothing here builds anything: build the release binary first
 // (`cargo build --release -p charla-server`).
 
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -495,4 +498,71 @@ export function recordFrames(page) {
 export function messageIds(page) {
   return activeView(page).locator('.messages .message')
     .evaluateAll((items) => items.map((item) => Number(item.dataset.id)));
+}
+
+/** The axe-core rule tags checked: WCAG 2.0 and 2.1, levels A and AA. */
+export const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
+/**
+ * axe-core's source (the npm devDependency), evaluated in the page by the
+ * test: Charla never serves it. Evaluated through the DevTools protocol
+ * (page.evaluate), it runs whatever the page's CSP says, and that CSP stays
+ * as it is.
+ */
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/**
+ * The axe-core violations of `page` as it is now, for AXE_TAGS: an array of
+ * `{ id, impact, help, helpUrl, nodes: [{ target, html, summary }] }`.
+ * Finite CSS animations and transitions (a drawer sliding in, a flash) end
+ * first, so colours are measured as they settle, not halfway.
+ */
+export async function axeViolations(page) {
+  await page.evaluate(() => Promise.all(document.getAnimations()
+    .filter((animation) => Number.isFinite(animation.effect?.getComputedTiming().endTime))
+    .map((animation) => animation.finished.catch(() => {}))));
+  if (!await page.evaluate(() => typeof window.axe === 'object')) {
+    await page.evaluate(`${AXE_SOURCE}\n;undefined`);
+  }
+  return page.evaluate(async (tags) => {
+    const results = await window.axe.run(document, {
+      runOnly: { type: 'tag', values: tags },
+      resultTypes: ['violations'],
+    });
+    return results.violations.map((violation) => ({
+      id: violation.id,
+      impact: violation.impact,
+      help: violation.help,
+      helpUrl: violation.helpUrl,
+      nodes: violation.nodes.map((node) => ({
+        target: node.target.join(' '),
+        html: node.html,
+        summary: node.failureSummary,
+      })),
+    }));
+  }, AXE_TAGS);
+}
+
+/** Violations as lines a person can act on: rule, help, and each element. */
+export function describeViolations(label, violations) {
+  const lines = [];
+  for (const violation of violations) {
+    lines.push(`${label}: ${violation.id} (${violation.impact}): ${violation.help} <${violation.helpUrl}>`);
+    for (const node of violation.nodes) {
+      lines.push(`  ${node.target}  ${node.html}`);
+      if (node.summary) lines.push(`    ${node.summary.replace(/\n/g, '\n    ')}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/**
+ * Runs axe-core on `page` and fails, naming `label` (the page and its
+ * state), each rule broken, its help text and every element, if anything
+ * is found. For any new UI: show it, then `await axeCheck(page, 'what')`.
+ */
+export async function axeCheck(page, label) {
+  const violations = await axeViolations(page);
+  if (violations.length > 0) {
+    throw new Error(`axe-core found violations\n${describeViolations(label, violations)}`);
+  }
 }
