@@ -32,14 +32,26 @@
 //   then asks for the next page (a join with `after` = the last id it got)
 //   and keeps live messages aside until a page comes without `more`, then
 //   shows those the pages did not already hold (protocol rule 43).
-// - Order. Requests go out in the order the reader made them: joins first
-//   on a new connection, then the pending messages, oldest first; while a
-//   message is held (flood control, storage), newer ones wait behind it.
+// - Order. Requests go out in the order the reader made them: the
+//   identity first on a new connection, then joins, then the pending
+//   messages, oldest first; while a message is held (flood control,
+//   storage), newer ones wait behind it.
+// - One member across reloads and restarts. The browser's identity (the
+//   secret the server issued, kept in localStorage by storage.js) is
+//   presented with `identify` before any join, so the member id is the
+//   same on every connection: the reader's earlier messages stay theirs,
+//   to mark and to change (protocol rule 49). The first connection asks
+//   for one.
+// - Edits and deletes are pending changes like messages (same queue, same
+//   refs, same resends); the room applies their entries to the messages
+//   they change instead of showing them (rule 50).
+// - A kick or ban (`kicked`) takes the room out of the rejoins until the
+//   reader joins it again (rule 51).
 //
-// Events: state, welcome, joined, restarted, message, presence, typing,
-// pending (a pending message was added or changed), confirmed (a pending
-// message reached the room), discarded, room-error, name, name-error,
-// notice.
+// Events: state, welcome, identity, joined, restarted, message (with
+// `live`: false for history and resumes), presence, typing, pending (a
+// pending message or change was added or changed), confirmed (it reached
+// the room), discarded, kicked, room-error, name, name-error, notice.
 
 import { Connection, socketUrl } from './connection.js';
 
@@ -66,6 +78,33 @@ const HOLD_CAPS = new Map([
   ['unavailable', STORAGE_HOLD_CAP_MS],
 ]);
 
+/** The request that carries a pending message or change. */
+function request({
+  kind, room, text, target, ref,
+}) {
+  switch (kind) {
+    case 'edit': return {
+      type: 'edit', room, id: target, text, ref,
+    };
+    case 'delete': return {
+      type: 'delete', room, id: target, ref,
+    };
+    default: return {
+      type: 'say', room, text, ref,
+    };
+  }
+}
+
+/** Room members by id, counting each identity's connections. */
+function memberMap(members) {
+  const map = new Map();
+  for (const { id, name } of members) {
+    const known = map.get(id);
+    map.set(id, { name, connections: (known?.connections ?? 0) + 1 });
+  }
+  return map;
+}
+
 /** A fresh, globally unique ref (the contract asks for UUIDs). */
 function newRef() {
   return crypto.randomUUID();
@@ -91,25 +130,37 @@ export class ChatClient {
    * @param {string|null} options.name  display name for the next connection
    * @param {(type: string, detail: object) => void} options.onEvent
    * @param {string[]} [options.ownSessions]  earlier session ids of this browser
-   * @param {{ref, room, text}[]} [options.pending]  unconfirmed messages
-   *   kept across a reload; they go out again with their original refs
+   * @param {{id, secret}|null} [options.identity]  this browser's identity
+   * @param {{ref, room, kind, text, target}[]} [options.pending]
+   *   unconfirmed messages and changes kept across a reload; they go out
+   *   again with their original refs
    */
-  constructor({ name, onEvent, ownSessions = [], pending = [] }) {
+  constructor({
+    name, onEvent, ownSessions = [], identity = null, pending = [],
+  }) {
     this.name = name;
     this.emit = onEvent;
     this.session = null;
-    /** Every session id this browser had: "own" survives reconnects. */
+    this.identity = identity;
+    /** Every member id this browser had: "own" survives reconnects. */
     this.ownSessions = new Set(ownSessions);
+    if (identity) this.ownSessions.add(identity.id);
     /**
      * room -> {lastId, print, epoch, requestedAfter, requestedEpoch,
-     * resyncing, joined, members, joinRetry: {timer, delay}, paging}
-     * (`paging`: live messages set aside while history pages come in, or
-     * null when none are awaited)
+     * resyncing, joined, members, joinRetry: {timer, delay}, paging,
+     * kicked}
+     * (`members`: member id -> {name, connections}, one identity may be
+     * in the room on several connections; `paging`: live messages set
+     * aside while history pages come in, or null when none are awaited;
+     * `kicked`: {reason, until} after a moderator removed the reader,
+     * until the reader joins again)
      */
     this.rooms = new Map();
-    /** Messages not yet in the room, in the order they were written. */
-    this.pending = pending.map(({ ref, room, text }) => ({
-      ref, room, text, status: 'queued', error: null,
+    /** Messages and changes not yet in the room, in the order they were made. */
+    this.pending = pending.map(({
+      ref, room, kind = 'say', text, target = null,
+    }) => ({
+      ref, room, kind, text, target, status: 'queued', error: null,
     }));
     /** `${room}\n${id}` -> ref: acknowledged, waiting for their own copy. */
     this.awaitingEcho = new Map();
@@ -136,8 +187,23 @@ export class ChatClient {
     return this.connection.connected;
   }
 
+  /** The reader's member id now: the identity's, else the session's. */
+  get memberId() {
+    return this.identity?.id ?? this.session;
+  }
+
   isOwn(member) {
     return this.ownSessions.has(member.id);
+  }
+
+  /**
+   * Whether the reader may edit or delete `message`: their own (this
+   * member id; an anonymous session's messages are not theirs after a
+   * reconnect), not deleted, and a message rather than an entry.
+   */
+  canChange(message) {
+    return message.from.id === this.memberId && !message.deleted
+      && message.edits === undefined && message.deletes === undefined;
   }
 
   /**
@@ -159,8 +225,18 @@ export class ChatClient {
       members: new Map(),
       joinRetry: { timer: 0, delay: JOIN_RETRY_BASE_MS },
       paging: null,
+      kicked: null,
     });
     if (this.connected) this.join(room);
+  }
+
+  /** Joins a room the reader was kicked from again (their choice). */
+  rejoin(room) {
+    const state = this.rooms.get(room);
+    if (!state || !state.kicked) return;
+    state.kicked = null;
+    if (this.connected) this.join(room);
+    this.flush();
   }
 
   close(room) {
@@ -174,7 +250,23 @@ export class ChatClient {
 
   /** Queues a message; it is sent now if possible, else on reconnect. */
   say(room, text) {
-    const item = { ref: newRef(), room, text, status: 'queued', error: null };
+    return this.queue({ room, kind: 'say', text, target: null });
+  }
+
+  /** Queues a new text for the reader's message `id` in `room`. */
+  edit(room, id, text) {
+    return this.queue({ room, kind: 'edit', text, target: id });
+  }
+
+  /** Queues the deletion of the reader's message `id` in `room`. */
+  remove(room, id) {
+    return this.queue({ room, kind: 'delete', text: '', target: id });
+  }
+
+  queue(change) {
+    const item = {
+      ref: newRef(), ...change, status: 'queued', error: null,
+    };
     this.pending.push(item);
     this.emit('pending', { item });
     this.flush();
@@ -242,11 +334,16 @@ export class ChatClient {
     this.requests.clear();
     this.holdUntil = 0;
     this.emit('welcome', welcome);
-    // Joins first: the server answers requests in order, so each room's
+    // The identity before any join (rule 49), without waiting for its
+    // answer: requests are answered in order. Without one, ask for one.
+    this.connection.send(this.identity
+      ? { type: 'identify', secret: this.identity.secret }
+      : { type: 'identify' });
+    // Joins next: the server answers requests in order, so each room's
     // `joined` arrives before the acks of the messages resent below.
     for (const [room, state] of this.rooms) {
       window.clearTimeout(state.joinRetry.timer); // this join replaces it
-      this.join(room);
+      if (!state.kicked) this.join(room);
     }
     for (const item of this.pending) {
       if (item.status === 'sent' || item.status === 'held') item.status = 'queued';
@@ -311,8 +408,8 @@ export class ChatClient {
     for (const item of this.pending) {
       if (item.status !== 'queued') continue;
       const room = this.rooms.get(item.room);
-      if (!room) continue;
-      if (!this.connection.send({ type: 'say', room: item.room, text: item.text, ref: item.ref })) return;
+      if (!room || room.kicked) continue; // sent once the reader joins again
+      if (!this.connection.send(request(item))) return;
       item.status = 'sent';
       this.emit('pending', { item });
     }
@@ -347,8 +444,30 @@ export class ChatClient {
         if (this.rooms.has(message.room)) this.emit('typing', message);
         break;
       case 'error': this.error(message); break;
+      case 'identity': this.identified(message); break;
+      case 'kicked': this.kicked(message); break;
       default: break; // `left`, and anything newer than this client
     }
+  }
+
+  /** The server's answer to `identify`: the member id, and a new secret. */
+  identified({ id, secret }) {
+    if (typeof id !== 'string') return;
+    if (typeof secret === 'string') this.identity = { id, secret };
+    else if (this.identity?.id !== id) return; // not the one presented
+    this.ownSessions.add(id);
+    this.emit('identity', { identity: this.identity, issued: typeof secret === 'string' });
+  }
+
+  /** A moderator took the reader out of a room (rules 51 and 52). */
+  kicked({ room, reason, until }) {
+    const state = this.rooms.get(room);
+    if (!state) return;
+    state.joined = false;
+    state.paging = null;
+    state.members = new Map();
+    state.kicked = { reason: reason ?? null, until: until ?? null };
+    this.emit('kicked', { room, reason: reason ?? null, until: until ?? null });
   }
 
   /** Asks for the next page of a long resume (protocol rule 43). */
@@ -364,14 +483,14 @@ export class ChatClient {
 
   /** One more page of a long resume; the set-aside live messages last. */
   page(state, room, history, more) {
-    for (const m of history) this.deliver(state, m);
+    for (const m of history) this.deliver(state, m, false);
     if (more) {
       this.nextPage(room);
       return;
     }
     const live = state.paging;
     state.paging = null;
-    for (const m of live) this.deliver(state, m);
+    for (const m of live) this.deliver(state, m, true);
   }
 
   joined({ room, epoch, members, history, complete, more = false }) {
@@ -390,7 +509,7 @@ export class ChatClient {
     for (const [ref, request] of this.requests) {
       if (request.kind === 'join' && request.room === room) this.requests.delete(ref);
     }
-    state.members = new Map(members.map((m) => [m.id, m.name]));
+    state.members = memberMap(members);
     // A server without epochs sends none: the overlap below still works.
     if (typeof epoch === 'string') state.epoch = epoch;
     if (state.resyncing) {
@@ -398,7 +517,7 @@ export class ChatClient {
       state.resyncing = false;
       state.lastId = 0;
       this.emit('joined', { room, members, gap: !complete, history });
-      for (const m of history) this.deliver(state, m);
+      for (const m of history) this.deliver(state, m, false);
       return;
     }
     const after = state.requestedAfter;
@@ -429,7 +548,7 @@ export class ChatClient {
       return;
     }
     this.emit('joined', { room, members, gap, history: fresh });
-    for (const m of fresh) this.deliver(state, m);
+    for (const m of fresh) this.deliver(state, m, false);
     if (more) {
       state.paging = [];
       this.nextPage(room);
@@ -455,7 +574,7 @@ export class ChatClient {
     this.emit('restarted', { room, members });
     if (history) {
       this.emit('joined', { room, members, gap: false, history });
-      for (const m of history) this.deliver(state, m);
+      for (const m of history) this.deliver(state, m, false);
     } else {
       state.resyncing = true;
       this.connection.send({ type: 'join', room });
@@ -471,11 +590,15 @@ export class ChatClient {
       state.paging.push(m);
       return;
     }
-    this.deliver(state, m);
+    this.deliver(state, m, true);
   }
 
-  /** Shows one message at most once, and settles its pending copy. */
-  deliver(state, m) {
+  /**
+   * Shows one message (or applies one entry) at most once, and settles its
+   * pending copy. `live`: it just happened, rather than history or a
+   * resume catching up.
+   */
+  deliver(state, m, live) {
     if (state.lastId !== null && m.id <= state.lastId) return;
     state.lastId = m.id;
     state.print = fingerprint(m);
@@ -485,7 +608,9 @@ export class ChatClient {
       this.awaitingEcho.delete(key);
       this.settle(ref, m);
     }
-    this.emit('message', { room: m.room, message: m, own: this.isOwn(m.from) });
+    this.emit('message', {
+      room: m.room, message: m, own: this.isOwn(m.from), live,
+    });
   }
 
   ack({ ref, room, id }) {
@@ -512,13 +637,24 @@ export class ChatClient {
   presence({ room, event, member, count }) {
     const state = this.rooms.get(room);
     if (!state) return;
-    if (event === 'leave') state.members.delete(member.id);
-    else state.members.set(member.id, member.name);
-    if (event === 'rename' && member.id === this.session) this.emit('name', { name: member.name });
+    // Presence is per connection: an identity open in two tabs leaves the
+    // room when its last connection does.
+    const known = state.members.get(member.id);
+    const connections = known?.connections ?? 0;
+    if (event === 'leave') {
+      if (connections > 1) state.members.set(member.id, { name: member.name, connections: connections - 1 });
+      else state.members.delete(member.id);
+    } else {
+      const added = event === 'join' ? 1 : 0;
+      state.members.set(member.id, { name: member.name, connections: Math.max(1, connections + added) });
+    }
+    if (event === 'rename' && member.id === this.memberId) this.emit('name', { name: member.name });
     this.emit('presence', { room, event, member, count });
   }
 
-  error({ code, message, ref }) {
+  error({
+    code, message, ref, until,
+  }) {
     const item = ref === undefined ? undefined : this.pending.find((p) => p.ref === ref);
     if (item) {
       const cap = HOLD_CAPS.get(code);
@@ -533,7 +669,7 @@ export class ChatClient {
       } else {
         item.status = 'failed';
       }
-      item.error = { code, message };
+      item.error = { code, message, until };
       this.emit('pending', { item });
       return;
     }
@@ -546,7 +682,9 @@ export class ChatClient {
       // Both pass by themselves: a storage hiccup, or the request budget
       // (too many joins at once).
       if (code === 'unavailable' || code === 'rate_limited') this.retryJoinLater(request.room);
-      this.emit('room-error', { room: request.room, code, message });
+      this.emit('room-error', {
+        room: request.room, code, message, until,
+      });
     } else if (request?.kind === 'nick') {
       this.emit('name-error', { code, message });
     } else {

@@ -2,7 +2,10 @@
 // reaches the page through `textContent`, and these are the places that
 // put it there. No state.
 
-import { fullTime, shortTime } from './format.js';
+import { fullTime, shortTime, textPieces } from './format.js';
+
+/** What every link in a message carries: user content, no referrer, no opener. */
+export const LINK_REL = 'noopener noreferrer nofollow ugc';
 
 /** A new `<tag>` with an optional class and text (set as text, never HTML). */
 export function element(tag, className, text) {
@@ -33,4 +36,30 @@ export function localiseTime(time) {
 /** Shows `text` in a form's `.form-error` line ('' clears it). */
 export function showFormError(form, text) {
   form.querySelector('.form-error').textContent = text;
+}
+
+/**
+ * Fills `node` with a message's text: http(s) URLs as links that open in a
+ * new tab (`rel` LINK_REL), `@name` of the reader (`name`) as a highlighted
+ * `<mark>`, everything else as text nodes. No HTML is ever parsed. Returns
+ * whether the text mentions the reader.
+ */
+export function fillMessageText(node, text, name) {
+  let mentioned = false;
+  const nodes = textPieces(text, name).map((piece) => {
+    if (piece.kind === 'link') {
+      const link = element('a', 'message-link', piece.text);
+      link.href = piece.href;
+      link.rel = LINK_REL;
+      link.target = '_blank';
+      return link;
+    }
+    if (piece.kind === 'mention') {
+      mentioned = true;
+      return element('mark', 'mention', piece.text);
+    }
+    return document.createTextNode(piece.text);
+  });
+  node.replaceChildren(...nodes);
+  return mentioned;
 }

@@ -1,12 +1,16 @@
 // format.js: pure helpers shared by the pages: the contract's name rules
 // (checked here too, so a bad value is explained before it reaches the
-// server), error codes in plain words, name colours and message times in
-// the reader's locale and time zone. No DOM, no state: the limits in the
+// server), error codes in plain words, name colours and tags, message
+// times in the reader's locale and time zone, and the split of a message's
+// text into plain text, links and mentions (dom.js turns the pieces into
+// nodes, text always as text). No DOM, no state: the limits in the
 // rules are the server's, read from the page (facts.js) and handed to
 // `Rules` once at boot.
 
 /** Distinct name colours; `NAME_HUES` in charla-web's pages.rs must match. */
 export const NAME_HUES = 8;
+/** Hex digits of a member id in its tag; `TAG_CHARS` in pages.rs must match. */
+export const TAG_CHARS = 4;
 /** Consecutive messages by one sender closer than this share one header. */
 export const GROUP_WINDOW_MS = 5 * 60 * 1000;
 
@@ -43,6 +47,9 @@ export class Rules {
       bad_request: 'The server did not understand that request.',
       unsupported: 'The server does not support that.',
       unavailable: 'The server cannot store or load messages right now. Charla will try again in a moment.',
+      unknown_message: 'That message no longer exists here (it was deleted or is too old).',
+      not_author: 'Only the person who wrote a message can change it.',
+      identity_locked: 'The server did not take this browser\'s identity on this connection.',
     };
   }
 
@@ -59,14 +66,31 @@ export class Rules {
     return length >= 1 && length <= this.maxNameChars && !FORBIDDEN_IN_NAME.test(name.replace(EMOJI_JOINER, '')) ? name : null;
   }
 
-  /** A server error code in plain words (falls back to the server's text). */
-  errorWords(code, serverMessage) {
+  /**
+   * A server error code in plain words (falls back to the server's text).
+   * A ban says until when, in the reader's time (`until`, Unix ms).
+   */
+  errorWords(code, serverMessage, until) {
+    if (code === 'banned' && Number.isFinite(until)) {
+      return `A moderator has banned you here until ${fullTime(until)}.`;
+    }
     return this.words[code] ?? serverMessage ?? 'Something went wrong.';
   }
 }
 
 /**
- * The colour class index of a member, a stable hash of their session id.
+ * The tag shown next to a member's name: `#` and the start of the member
+ * id, so two members with the same name are told apart. An identity's id
+ * is the same on every connection and after every restart (protocol rule
+ * 49). Must match `tag_of` in crates/charla-web/src/pages.rs; the HTTP
+ * API's sender (`apiSenderId`) has none: it shows a badge instead.
+ */
+export function tagOf(id, apiSenderId) {
+  return id === apiSenderId ? '' : `#${id.slice(0, TAG_CHARS)}`;
+}
+
+/**
+ * The colour class index of a member, a stable hash of their member id.
  * Must stay identical to `hue_of` in crates/charla-web/src/pages.rs:
  * h = h * 31 + code unit, wrapping at 32 bits.
  */
@@ -106,4 +130,80 @@ export function typingSentence(names) {
   if (names.length === 1) return `${names[0]} is typing…`;
   if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
   return `${names.length} people are typing…`;
+}
+
+// An http(s) URL: the scheme, then anything up to white space or a
+// character that cannot be in a URL as people write them. Only these two
+// schemes are ever links (`javascript:` and the like stay text).
+const URL_PATTERN = /\bhttps?:\/\/[^\s<>"'`{}|\\^]+/giu;
+// Punctuation that ends a sentence rather than the URL before it.
+const TRAILING = /[.,:;!?'"\]]+$/u;
+
+/** `candidate` without trailing punctuation, and a `)` it does not open. */
+function trimUrl(candidate) {
+  let url = candidate.replace(TRAILING, '');
+  while (url.endsWith(')') && (url.match(/\(/g) ?? []).length < (url.match(/\)/g) ?? []).length) {
+    url = url.slice(0, -1).replace(TRAILING, '');
+  }
+  return url;
+}
+
+/** The href of a URL found in text, or null when it is no http(s) URL. */
+export function safeHref(raw) {
+  try {
+    const url = new URL(raw);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether `text` mentions `name` (`@name`, any case, not followed by a
+ * letter or digit: `@ana` mentions ana, `@anabel` does not).
+ */
+function mentionsAt(text, index, name) {
+  if (text[index] !== '@') return false;
+  const candidate = text.slice(index + 1, index + 1 + name.length);
+  if (candidate.toLocaleLowerCase() !== name.toLocaleLowerCase()) return false;
+  const next = text.slice(index + 1 + name.length);
+  return !/^[\p{L}\p{N}_]/u.test(next);
+}
+
+/**
+ * The text of a message in pieces, in order: `{kind: 'text', text}`,
+ * `{kind: 'link', text, href}` for http(s) URLs, and `{kind: 'mention',
+ * text}` for `@name` where `name` is the reader's name (none when `name` is
+ * empty). Joined, the pieces' texts are the text unchanged.
+ */
+export function textPieces(text, name) {
+  const pieces = [];
+  const pushText = (chunk) => {
+    if (!chunk) return;
+    if (!name) {
+      pieces.push({ kind: 'text', text: chunk });
+      return;
+    }
+    let start = 0;
+    for (let i = chunk.indexOf('@'); i >= 0; i = chunk.indexOf('@', i + 1)) {
+      if (!mentionsAt(chunk, i, name)) continue;
+      if (i > start) pieces.push({ kind: 'text', text: chunk.slice(start, i) });
+      const end = i + 1 + name.length;
+      pieces.push({ kind: 'mention', text: chunk.slice(i, end) });
+      start = end;
+      i = end - 1;
+    }
+    if (start < chunk.length) pieces.push({ kind: 'text', text: chunk.slice(start) });
+  };
+  let last = 0;
+  for (const match of text.matchAll(URL_PATTERN)) {
+    const url = trimUrl(match[0]);
+    const href = safeHref(url);
+    if (!href) continue;
+    pushText(text.slice(last, match.index));
+    pieces.push({ kind: 'link', text: url, href });
+    last = match.index + url.length;
+  }
+  pushText(text.slice(last));
+  return pieces;
 }

@@ -4,12 +4,23 @@
 // its own (the server-rendered one, or a clone of the page's <template>),
 // so drafts, scroll positions and "load older" state stay with their room.
 //
+// Messages show their author's tag (the start of the member id) beside the
+// name, links and mentions of the reader (dom.js), "(edited)" or a
+// tombstone; the reader's own messages offer Edit and Delete, buttons in
+// the tab order. Edit and delete entries are applied to the message they
+// change, never shown as messages of their own (protocol rule 50).
+//
 // A view knows nothing of the other rooms: what it needs from the page
 // (the ChatClient, the rules, whether it is the room in view, who redraws
 // the title) is handed to its constructor.
 
-import { element, isolated, localiseTime } from './dom.js';
-import { GROUP_WINDOW_MS, hueOf, textLength, typingSentence } from './format.js';
+import {
+  element, fillMessageText, isolated, localiseTime,
+} from './dom.js';
+import {
+  GROUP_WINDOW_MS, fullTime, hueOf, textLength, typingSentence,
+} from './format.js';
+import { tagElement } from './members.js';
 
 /** Messages per "load older messages" page. */
 const OLDER_PAGE = 50;
@@ -22,9 +33,14 @@ function nearBottom(scroller) {
   return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight <= NEAR_BOTTOM_PX;
 }
 
+/** What a deleted message shows instead of its text. */
+const TOMBSTONE = 'This message was deleted.';
+
 /**
- * The `<li>` of one message: author, time, text; all text via textContent.
- * Messages from `apiSenderId` (posted through the HTTP API) get a badge.
+ * The `<li>` of one message: author, tag, time, text; all text via
+ * textContent. Messages from `apiSenderId` (posted through the HTTP API)
+ * get a badge instead of a tag. The text, the edited mark and the actions
+ * are filled by `RoomView.fill`.
  */
 function messageElement(message, own, apiSenderId) {
   const item = element('li', `message hue-${hueOf(message.from.id)}`);
@@ -38,13 +54,26 @@ function messageElement(message, own, apiSenderId) {
     const badge = element('span', 'badge', 'api');
     badge.title = 'Posted through the HTTP API';
     meta.append(badge);
+  } else {
+    meta.append(tagElement(message.from.id, apiSenderId));
   }
   const time = element('time');
   time.dateTime = new Date(message.at).toISOString();
   localiseTime(time);
   meta.append(time);
-  item.append(meta, isolated(element('p', 'message-text', message.text)));
+  item.append(meta, isolated(element('p', 'message-text')));
+  if (message.deleted) item.classList.add('deleted');
+  if (message.edited !== undefined) item.dataset.editedAt = String(message.edited);
   return item;
+}
+
+/** The message as the page shows it, read back from its `<li>`. */
+function shownMessage(item) {
+  return {
+    id: Number(item.dataset.id),
+    from: { id: item.dataset.fromId },
+    deleted: item.classList.contains('deleted'),
+  };
 }
 
 /** Marks a message that continues its sender's previous one (no header). */
@@ -57,11 +86,27 @@ function regroup(item) {
   item.classList.toggle('continued', Boolean(continues));
 }
 
-function actionButton(label, onClick) {
-  const button = element('button', 'link-button', label);
+function actionButton(label, onClick, className = 'link-button') {
+  const button = element('button', className, label);
   button.type = 'button';
   button.addEventListener('click', onClick);
   return button;
+}
+
+/** A keydown listener that runs `action` on Escape. */
+function escapeTo(action) {
+  return (event) => {
+    if (event.key !== 'Escape') return;
+    event.preventDefault();
+    action();
+  };
+}
+
+/** The `(edited)` mark under an edited message, with the edit's time. */
+function editedMark(at) {
+  const mark = element('p', 'edited', '(edited)');
+  if (Number.isFinite(at)) mark.title = `Edited ${fullTime(at)}`;
+  return mark;
 }
 
 export class RoomView {
@@ -137,13 +182,158 @@ export class RoomView {
     return this.isActive(this.room);
   }
 
-  /** Takes over server-rendered messages: local times, own marks, grouping. */
+  /**
+   * Takes over server-rendered messages: local times, own marks, links and
+   * mentions, the actions on the reader's own, grouping.
+   */
   adoptRendered() {
     for (const time of this.section.querySelectorAll('time')) localiseTime(time);
     for (const item of this.list.querySelectorAll('.message')) {
       item.classList.toggle('own', this.client.ownSessions.has(item.dataset.fromId));
+      const text = item.querySelector('.message-text');
+      const message = shownMessage(item);
+      this.fill(item, message, item.classList.contains('deleted') ? '' : text.textContent);
       regroup(item);
     }
+  }
+
+  /**
+   * Fills a message's text (links, mentions of the reader), its edited
+   * mark or tombstone, and its actions when the reader may change it.
+   * Returns whether it mentions the reader.
+   */
+  fill(item, message, text) {
+    const paragraph = item.querySelector('.message-text');
+    item.querySelector('.edited')?.remove();
+    item.querySelector('.message-actions')?.remove();
+    let mentioned = false;
+    if (message.deleted) {
+      item.classList.add('deleted');
+      paragraph.classList.add('tombstone');
+      paragraph.removeAttribute('dir');
+      paragraph.textContent = TOMBSTONE;
+    } else {
+      mentioned = fillMessageText(paragraph, text, this.client.name);
+      if (item.dataset.editedAt !== undefined) paragraph.after(editedMark(Number(item.dataset.editedAt)));
+    }
+    item.classList.toggle('mentions-me', mentioned);
+    if (this.client.canChange(message)) item.append(this.actions(item));
+    return mentioned;
+  }
+
+  /** Edit and Delete for one of the reader's messages. */
+  actions(item) {
+    const box = element('div', 'message-actions');
+    const edit = actionButton('Edit', () => this.startEdit(item), 'message-action');
+    edit.setAttribute('aria-label', 'Edit your message');
+    const remove = actionButton('Delete', () => this.confirmDelete(item), 'message-action');
+    remove.setAttribute('aria-label', 'Delete your message');
+    box.append(edit, remove);
+    return box;
+  }
+
+  /** Swaps the message's text for an editor; Enter saves, Escape cancels. */
+  startEdit(item) {
+    if (item.querySelector('.message-editor')) return;
+    const paragraph = item.querySelector('.message-text');
+    const form = element('form', 'message-editor');
+    const id = `edit-${this.room}-${item.dataset.id}`;
+    const label = element('label', 'visually-hidden', 'Edit your message');
+    label.htmlFor = id;
+    const input = element('textarea', 'editor-input');
+    input.id = id;
+    input.rows = 2;
+    input.maxLength = this.rules.maxTextChars;
+    input.value = paragraph.textContent;
+    const save = element('button', 'button primary', 'Save');
+    save.type = 'submit';
+    const cancel = actionButton('Cancel', () => close(), 'button');
+    const error = element('p', 'form-error');
+    error.setAttribute('role', 'alert');
+    form.append(label, input, save, cancel, error);
+    const close = () => {
+      form.remove();
+      paragraph.hidden = false;
+      item.querySelector('.message-action')?.focus();
+    };
+    const submit = () => {
+      const text = input.value;
+      if (!text.trim() || text.trim() === paragraph.textContent.trim()) {
+        close();
+        return;
+      }
+      const length = textLength(text);
+      if (length > this.rules.maxTextChars) {
+        error.textContent = `Messages are at most ${this.rules.maxTextChars} characters; this one has ${length}.`;
+        return;
+      }
+      this.client.edit(this.room, Number(item.dataset.id), text);
+      close();
+    };
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      submit();
+    });
+    input.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        submit();
+      } else if (event.key === 'Escape') {
+        event.preventDefault();
+        close();
+      }
+    });
+    paragraph.hidden = true;
+    paragraph.after(form);
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
+
+  /** Asks "delete this message?" in place of the actions. */
+  confirmDelete(item) {
+    const box = item.querySelector('.message-actions');
+    if (!box || box.classList.contains('confirming')) return;
+    const buttons = [...box.children];
+    const restore = () => {
+      box.classList.remove('confirming');
+      box.replaceChildren(...buttons);
+      buttons[1].focus();
+    };
+    const question = element('span', 'confirm-question', 'Delete this message?');
+    const yes = actionButton('Delete', () => {
+      this.client.remove(this.room, Number(item.dataset.id));
+      this.input.focus();
+    }, 'message-action danger');
+    yes.setAttribute('aria-label', 'Yes, delete your message');
+    const no = actionButton('Cancel', restore, 'message-action');
+    no.addEventListener('keydown', escapeTo(restore));
+    yes.addEventListener('keydown', escapeTo(restore));
+    box.classList.add('confirming');
+    box.replaceChildren(question, yes, no);
+    no.focus();
+  }
+
+  /** The `<li>` of message `id` in this view, if it is shown. */
+  messageItem(id) {
+    return this.list.querySelector(`.message[data-id="${Number(id)}"]`);
+  }
+
+  /**
+   * Applies an edit or delete entry to the message it changes, if shown.
+   * An edit older than the latest one shown changes nothing (history
+   * already carries messages as they are now).
+   */
+  applyChange(entry) {
+    const item = this.messageItem(entry.edits ?? entry.deletes);
+    if (!item) return;
+    const message = shownMessage(item);
+    if (entry.deletes !== undefined) {
+      this.fill(item, { ...message, deleted: true }, '');
+      return;
+    }
+    if (message.deleted || Number(item.dataset.editedAt ?? 0) > entry.at) return;
+    item.dataset.editedAt = String(entry.at);
+    this.fill(item, message, entry.text);
   }
 
   send() {
@@ -190,11 +380,21 @@ export class RoomView {
     }
   }
 
+  /**
+   * Shows a message, or applies an edit or delete entry; returns whether
+   * it is a new message that mentions the reader (entries never count).
+   */
   appendMessage(message, own) {
+    if (message.edits !== undefined || message.deletes !== undefined) {
+      this.applyChange(message);
+      return false;
+    }
     this.clearTyper(message.from.id);
+    let mentioned = false;
     this.adding(() => {
       const item = messageElement(message, own, this.apiSenderId);
       this.list.append(item);
+      mentioned = this.fill(item, message, message.text);
       regroup(item);
     }, { forceScroll: own });
     if (!this.visible) {
@@ -205,6 +405,7 @@ export class RoomView {
       this.hiddenUnread += 1;
       this.onUnreadChange();
     }
+    return mentioned;
   }
 
   appendDivider(text) {
@@ -213,6 +414,25 @@ export class RoomView {
       // hide the text from screen readers.
       this.list.append(element('li', 'divider', text));
     });
+  }
+
+  /**
+   * A moderator took the reader out of this room: say so (with the
+   * moderator's reason and, for a ban, until when) and offer to join again;
+   * nothing rejoins by itself (protocol rule 51).
+   */
+  showKicked({ reason, until }) {
+    const words = until === null
+      ? 'A moderator removed you from this room.'
+      : `A moderator banned you from this room until ${fullTime(until)}.`;
+    const notice = element('li', 'divider kicked', reason ? `${words} Reason: ${reason}` : words);
+    const again = actionButton('Join again', () => {
+      again.remove();
+      this.client.rejoin(this.room);
+    });
+    notice.append(again);
+    this.adding(() => this.list.append(notice), { forceScroll: true });
+    this.showError(words, 'room');
   }
 
   /** Shows "load older messages" when the first message shown is not #1. */
@@ -240,8 +460,12 @@ export class RoomView {
       const top = this.scroller.scrollTop;
       const fragment = document.createDocumentFragment();
       for (const message of page.messages) {
-        if (message.id < before) {
-          fragment.append(messageElement(message, this.client.isOwn(message.from), this.apiSenderId));
+        // Messages come as they are now: the entries that changed them
+        // have nothing to add.
+        if (message.id < before && message.edits === undefined && message.deletes === undefined) {
+          const item = messageElement(message, this.client.isOwn(message.from), this.apiSenderId);
+          this.fill(item, message, message.text);
+          fragment.append(item);
         }
       }
       const added = [...fragment.children];
@@ -284,8 +508,13 @@ export class RoomView {
     this.typingLine.textContent = typingSentence([...this.typers.values()].map((t) => t.name));
   }
 
-  // Pending messages: shown under the list until the room has them.
+  // Pending messages: shown under the list until the room has them. A
+  // pending edit or delete shows its state on the message it changes.
   renderPending(item) {
+    if (item.kind === 'edit' || item.kind === 'delete') {
+      this.renderPendingChange(item);
+      return;
+    }
     let entry = this.pendingItems.get(item.ref);
     if (!entry) {
       const node = element('li', 'pending-message');
@@ -318,10 +547,39 @@ export class RoomView {
         actionButton('Discard', () => this.client.discard(item.ref)),
       );
     }
-    if (item.error) this.showError(this.rules.errorWords(item.error.code, item.error.message));
+    if (item.error) this.showError(this.rules.errorWords(item.error.code, item.error.message, item.error.until));
+  }
+
+  renderPendingChange(item) {
+    const target = this.messageItem(item.target);
+    if (item.status === 'failed') {
+      // Refused for good (not the author, the message is gone): nothing
+      // to retry; say why and let it go.
+      this.showError(this.rules.errorWords(item.error?.code, item.error?.message));
+      this.client.discard(item.ref);
+      return;
+    }
+    if (!target) return;
+    let status = target.querySelector('.message-status');
+    if (!status) {
+      status = element('p', 'message-status');
+      status.dataset.ref = item.ref;
+      target.append(status);
+    }
+    const doing = item.kind === 'edit' ? 'Saving your edit…' : 'Deleting…';
+    status.textContent = item.status === 'held'
+      ? `${doing} ${this.pendingWords(item)}`
+      : doing;
+    if (item.error && item.status === 'held') {
+      this.showError(this.rules.errorWords(item.error.code, item.error.message));
+    }
   }
 
   removePending(item) {
+    if (item.kind === 'edit' || item.kind === 'delete') {
+      this.list.querySelector(`.message-status[data-ref="${CSS.escape(item.ref)}"]`)?.remove();
+      return;
+    }
     const entry = this.pendingItems.get(item.ref);
     if (!entry) return;
     entry.node.remove();
@@ -336,7 +594,7 @@ export class RoomView {
       case 'held': return item.error?.code === 'unavailable'
         ? 'Not saved yet: the server cannot store messages right now. Charla will send it again by itself.'
         : 'Waiting a moment: you are sending faster than the server allows.';
-      case 'failed': return `Not sent: ${this.rules.errorWords(item.error?.code, item.error?.message)}`;
+      case 'failed': return `Not sent: ${this.rules.errorWords(item.error?.code, item.error?.message, item.error?.until)}`;
       default: return '';
     }
   }

@@ -8,15 +8,17 @@
 // The page's parts each live in a module of their own and get what they
 // use from here: room-view.js (one room: messages, typing, pending,
 // composer), tabs.js (the open rooms and the one in view), members.js,
-// drawers.js, status.js (the connection indicator), storage.js (what the
-// browser remembers) and dom.js (the shared DOM helpers).
+// drawers.js, status.js (the connection indicator), notify.js (desktop
+// notifications, on the reader's request), storage.js (what the browser
+// remembers: the identity among it) and dom.js (the shared DOM helpers).
 
 import { ChatClient, fingerprint } from './chat.js';
 import { showFormError } from './dom.js';
 import { Drawers } from './drawers.js';
 import { readServerFacts } from './facts.js';
-import { Rules } from './format.js';
+import { Rules, tagOf } from './format.js';
 import { MemberList } from './members.js';
+import { Notifier } from './notify.js';
 import { StatusIndicator } from './status.js';
 import { Memory } from './storage.js';
 import { RoomTabs } from './tabs.js';
@@ -53,6 +55,15 @@ function onEvent(type, detail) {
       if (document.activeElement !== nameInput) nameInput.value = detail.name;
       tabs.renderMembers();
       break;
+    case 'identity':
+      if (detail.issued) memory.saveIdentity(detail.identity);
+      showIdentity(detail.identity.id);
+      tabs.renderMembers();
+      break;
+    case 'kicked':
+      view?.showKicked(detail);
+      if (detail.room === tabs.active) tabs.renderMembers();
+      break;
     case 'joined':
       if (!view) break;
       view.list.setAttribute('aria-busy', 'true');
@@ -66,9 +77,20 @@ function onEvent(type, detail) {
       view.updateOlder();
       if (detail.room === tabs.active) tabs.renderMembers();
       break;
-    case 'message':
-      view?.appendMessage(detail.message, detail.own);
+    case 'message': {
+      if (!view) break;
+      const mentioned = view.appendMessage(detail.message, detail.own);
+      const change = detail.message.edits !== undefined || detail.message.deletes !== undefined;
+      if (detail.live && !detail.own && !change) {
+        notifier.message({
+          room: detail.room,
+          message: detail.message,
+          mentioned,
+          looking: detail.room === tabs.active && document.visibilityState === 'visible',
+        });
+      }
       break;
+    }
     case 'presence':
       if (detail.room === tabs.active) tabs.renderMembers();
       if (detail.event === 'leave') view?.clearTyper(detail.member.id);
@@ -87,7 +109,7 @@ function onEvent(type, detail) {
       view?.removePending(detail.item);
       break;
     case 'room-error':
-      view?.showError(rules.errorWords(detail.code, detail.message), 'room');
+      view?.showError(rules.errorWords(detail.code, detail.message, detail.until), 'room');
       break;
     case 'name':
       if (document.activeElement !== nameInput) nameInput.value = detail.name;
@@ -107,6 +129,15 @@ function onEvent(type, detail) {
   if (type === 'pending' || type === 'confirmed' || type === 'discarded') memory.savePending(client.pending);
 }
 
+/** "Others see your tag #9c41": the reader's own tag, under the name form. */
+function showIdentity(id) {
+  const line = document.getElementById('identity-line');
+  const tag = document.getElementById('own-tag');
+  tag.textContent = tagOf(id, facts.apiSenderId);
+  tag.title = `Member id ${id}`;
+  line.hidden = false;
+}
+
 function finishJoin(view) {
   view.list.removeAttribute('aria-busy');
   view.updateOlder();
@@ -118,13 +149,16 @@ function finishJoin(view) {
 const initialRoom = main.dataset.room;
 const initialLastId = Number(main.dataset.lastId);
 const storedName = memory.loadName();
+const storedIdentity = memory.loadIdentity();
 
 const client = new ChatClient({
   name: storedName,
   onEvent,
   ownSessions: memory.loadSessions(),
+  identity: storedIdentity,
   pending: memory.loadPending(),
 });
+if (storedIdentity) showIdentity(storedIdentity.id);
 
 const tabs = new RoomTabs({
   main,
@@ -145,16 +179,25 @@ const tabs = new RoomTabs({
   facts,
 });
 
-// The server-rendered room: adopt its markup, localise its times.
+const notifier = new Notifier({
+  root: document.getElementById('notify-settings'),
+  state: document.getElementById('notify-state'),
+  on: document.getElementById('notify-on'),
+  off: document.getElementById('notify-off'),
+  all: document.getElementById('notify-all'),
+}, { memory, show: (room) => tabs.activate(room, { push: true }) });
+
+// The server-rendered room: adopt its markup, localise its times. The
+// page names the room's last entry it knows (a message, or an edit or
+// delete already applied): the resume checks its first entry against it.
 const initialSection = main.querySelector('.room-view');
 const initialTab = tabList.querySelector('li');
 tabs.adopt(initialRoom, initialSection, initialTab).adoptRendered();
-const lastRendered = initialSection.querySelector('.messages .message:last-child');
-const initialPrint = lastRendered
+const initialPrint = initialLastId > 0
   ? fingerprint({
-    id: Number(lastRendered.dataset.id),
-    at: Number(lastRendered.dataset.at),
-    from: { id: lastRendered.dataset.fromId },
+    id: initialLastId,
+    at: Number(main.dataset.lastAt),
+    from: { id: main.dataset.lastFromId },
   })
   : null;
 client.open(initialRoom, { lastId: initialLastId, print: initialPrint });
@@ -239,5 +282,6 @@ document.addEventListener('visibilitychange', () => {
   tabs.updateTitle();
 });
 
+notifier.start();
 tabs.activate(initialRoom);
 client.start();

@@ -207,6 +207,6 @@ export class RoomTabs {
 
   /** The member list shows the room in view. */
   renderMembers() {
-    this.members.render(this.client, this.active);
+    this.members.render(this.client, this.active, this.facts.apiSenderId);
   }
 }

@@ -58,7 +58,24 @@ impl ServerFacts {
 /// count and the same hash, so a person keeps their colour across renders.
 pub const NAME_HUES: u32 = 8;
 
-/// The colour class of a member: a stable hash of the session id.
+/// Hex digits of a member id shown as its tag next to the name (`#9c41`),
+/// so two members with the same name are told apart; the client
+/// (`tagOf` in `assets/js/format.js`) shows the same.
+pub const TAG_CHARS: usize = 4;
+
+/// The tag shown next to a member's name: `#` and the first
+/// [`TAG_CHARS`] characters of its member id (an identity's id is the same
+/// on every connection and after every restart, docs/protocol.md rule 49).
+/// Empty for the HTTP API's sender, which shows a badge instead.
+pub fn tag_of(id: &str) -> String {
+    if id == API_SENDER_ID {
+        return String::new();
+    }
+    let short: String = id.chars().take(TAG_CHARS).collect();
+    format!("#{short}")
+}
+
+/// The colour class of a member: a stable hash of the member id.
 ///
 /// Kept identical to `hueOf` in `assets/js/format.js`: `h = h * 31 + c`
 /// over UTF-16 code units, wrapping at 32 bits (ids are ASCII, so bytes and
@@ -90,17 +107,23 @@ impl LobbyPage {
 pub struct MemberView {
     id: String,
     name: String,
+    tag: String,
     hue: u32,
 }
 
-/// One message of the room page, with its times pre-formatted.
+/// One message of the room page, in its current state (edited, deleted),
+/// with its times pre-formatted.
 #[derive(Debug)]
 pub struct MessageView {
     id: u64,
     from_id: String,
     from_name: String,
+    tag: String,
     text: String,
     at: u64,
+    /// The `at` of its latest edit, when it was edited.
+    edited: Option<u64>,
+    deleted: bool,
     /// RFC 3339 UTC, for `<time datetime>`.
     datetime: String,
     /// `HH:MM UTC`, shown until the client localises it.
@@ -115,6 +138,9 @@ impl From<ChatMessage> for MessageView {
             id: message.id,
             hue: hue_of(&message.from.id),
             via_api: message.from.id == API_SENDER_ID,
+            tag: tag_of(&message.from.id),
+            edited: message.edited,
+            deleted: message.deleted,
             from_id: message.from.id,
             from_name: message.from.name,
             text: message.text,
@@ -132,8 +158,14 @@ pub struct RoomPage {
     room: String,
     members: Vec<MemberView>,
     messages: Vec<MessageView>,
-    /// Id of the last rendered message; 0 when there is none.
+    /// Id of the room's last entry the page knows (a message, or an edit
+    /// or delete entry, which is applied to its message instead of shown);
+    /// 0 when there is none.
     last_id: u64,
+    /// `at` and `from.id` of that entry, with `last_id` its fingerprint:
+    /// the client checks its first resumed entry against it (chat.js).
+    last_at: u64,
+    last_from_id: String,
     /// Whether messages older than the first rendered one exist (the
     /// client offers "load older messages").
     has_older: bool,
@@ -150,7 +182,9 @@ impl RoomPage {
         history: Vec<ChatMessage>,
         facts: ServerFacts,
     ) -> RoomPage {
-        let last_id = history.last().map_or(0, |m| m.id);
+        let (last_id, last_at, last_from_id) = history
+            .last()
+            .map_or((0, 0, String::new()), |m| (m.id, m.at, m.from.id.clone()));
         let has_older = history.first().is_some_and(|m| m.id > 1);
         RoomPage {
             room: room.to_owned(),
@@ -158,18 +192,28 @@ impl RoomPage {
                 .into_iter()
                 .map(|m| MemberView {
                     hue: hue_of(&m.id),
+                    tag: tag_of(&m.id),
                     id: m.id,
                     name: m.name,
                 })
                 .collect(),
-            messages: history.into_iter().map(MessageView::from).collect(),
+            // Messages carry their current state, so the entries that
+            // changed them have nothing more to show (docs/protocol.md,
+            // rule 50).
+            messages: history
+                .into_iter()
+                .filter(|m| m.target().is_none())
+                .map(MessageView::from)
+                .collect(),
             last_id,
+            last_at,
+            last_from_id,
             has_older,
             facts,
         }
     }
 
-    /// Id of the last message the page shows; the client joins with
+    /// Id of the room's last entry the page knows; the client joins with
     /// `after` derived from it.
     pub fn last_id(&self) -> u64 {
         self.last_id
@@ -285,6 +329,49 @@ mod tests {
         assert!(!html.contains(" style="), "no inline style");
         assert!(!html.contains(" onclick"), "no inline handler");
         assert!(html.contains("<script type=\"module\" src=\"/assets/js/room.js\"></script>"));
+    }
+
+    #[test]
+    fn the_room_page_shows_messages_as_they_are_now_and_hides_the_entries() {
+        let ana = member("9c41d07e2b85f3a6", "ana");
+        let other = member("5b0e11aa22bb33cc", "ana");
+        let mut edited = message(1, ana.clone(), "hello, fixed");
+        edited.edited = Some(1_700_000_060_000);
+        let mut deleted = message(2, other.clone(), "");
+        deleted.deleted = true;
+        let mut edit = message(3, ana.clone(), "hello, fixed");
+        edit.edits = Some(1);
+        edit.at = 1_700_000_060_000;
+        let mut delete = message(4, other.clone(), "");
+        delete.deletes = Some(2);
+        delete.at = 1_700_000_070_000;
+        let page = RoomPage::new(
+            "general",
+            vec![ana, other],
+            vec![edited, deleted, edit, delete],
+            facts(),
+        );
+        assert_eq!(page.last_id(), 4, "the last entry, not the last message");
+        let html = page.render().unwrap();
+        assert_eq!(html.matches("<li class=\"message ").count(), 2, "{html}");
+        assert!(html.contains("data-last-id=\"4\""));
+        assert!(html.contains("data-last-at=\"1700000070000\""));
+        assert!(html.contains("data-last-from-id=\"5b0e11aa22bb33cc\""));
+        assert!(html.contains("data-edited-at=\"1700000060000\""), "{html}");
+        assert!(html.contains("(edited)"));
+        assert!(html.contains("message hue-"), "{html}");
+        assert!(html.contains(" deleted\" data-id=\"2\""), "{html}");
+        assert!(html.contains("This message was deleted."));
+        // Two members named alike are told apart by their tags, in the
+        // messages and in the member list.
+        assert_eq!(html.matches(">#9c41</span>").count(), 2, "{html}");
+        assert_eq!(html.matches(">#5b0e</span>").count(), 2, "{html}");
+    }
+
+    #[test]
+    fn tags_are_the_start_of_the_member_id_and_the_api_has_none() {
+        assert_eq!(tag_of("9c41d07e2b85f3a6"), "#9c41");
+        assert_eq!(tag_of(API_SENDER_ID), "");
     }
 
     #[test]
