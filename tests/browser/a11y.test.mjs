@@ -219,6 +219,46 @@ for (const variant of VARIANTS) {
       await waitForMessages(page, ['two', 'three', 'four, through the API', 'welcome, ana', 'hello everyone']);
       await audit.checkRoom(page, 'room, live');
 
+      // People: a mention with a link, the reader's Edit and Delete shown,
+      // the editor open, a delete being confirmed, an edited message and a
+      // tombstone, notifications on, a kick's notice.
+      await say(bruno.page, '@ana see https://example.com/notes');
+      await activeView(page).locator('.message.mentions-me .message-link').waitFor({ timeout: WAIT_MS });
+      const own = activeView(page).locator('.message.own', { hasText: 'hello everyone' });
+      await own.locator('.message-action', { hasText: 'Edit' }).focus();
+      await audit.checkRoom(page, 'room, a mention, the actions of an own message');
+      await page.keyboard.press('Enter');
+      await own.locator('.editor-input').waitFor({ timeout: WAIT_MS });
+      await audit.checkRoom(page, 'room, editing a message');
+      await page.keyboard.press('ControlOrMeta+A');
+      await page.keyboard.type('hello, everyone');
+      await page.keyboard.press('Enter');
+      await own.locator('.edited').waitFor({ timeout: WAIT_MS });
+      await own.locator('.message-action', { hasText: 'Delete' }).focus();
+      await page.keyboard.press('Enter');
+      await own.locator('.message-actions.confirming').waitFor({ timeout: WAIT_MS });
+      await audit.checkRoom(page, 'room, confirming a delete');
+      await page.keyboard.press('Shift+Tab');
+      await page.keyboard.press('Enter');
+      await activeView(page).locator('.message.deleted').waitFor({ timeout: WAIT_MS });
+      await ana.context.grantPermissions(['notifications'], { origin: server.url });
+      await showRoomsPanel(page);
+      await page.click('#notify-on');
+      await page.waitForSelector('#notify-off:not([hidden])', { timeout: WAIT_MS });
+      if (await isOpen(page, 'rooms')) await closeDrawer(page, 'rooms');
+      const id = await page.evaluate(() => JSON.parse(localStorage.getItem('charla.identity')).id);
+      const kick = await fetch(`${server.url}/api/rooms/general/kick`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${API_TOKEN}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ member: id, reason: 'a test of the notice' }),
+      });
+      assert.equal(kick.status, 200);
+      const notice = activeView(page).locator('.divider.kicked');
+      await notice.waitFor({ timeout: WAIT_MS });
+      await audit.checkRoom(page, 'room, edited, deleted, notifications on, kicked');
+      await notice.locator('button').click();
+      await waitForMembers(page, ['ana', 'bruno']);
+
       // Another room in view: an unread badge on the first, a typing hint.
       await openRoom(page, 'random');
       await say(page, 'anyone in random?');
@@ -400,7 +440,7 @@ function activeRoom(page) {
 
 /**
  * The walk: each step does with keys what a mouse can do in a room, and
- * checks the outcome. `walker` is { page, bruno, server, phone }. Steps
+ * checks the outcome. `walker` is { page, context, bruno, server, phone }. Steps
  * run in order, each from where the previous one left the focus.
  */
 const WALK = [
@@ -487,6 +527,44 @@ const WALK = [
     },
   },
   {
+    name: 'edit your message',
+    async run({ page, bruno }) {
+      await tabTo(page, '.room-view:not([hidden]) .composer-input');
+      // Back from the composer to the last own message's Edit.
+      await tabTo(page, '.room-view:not([hidden]) .message.own:last-child .message-action', { backwards: true });
+      await tabTo(page, '.room-view:not([hidden]) .message.own:last-child .message-action[aria-label="Edit your message"]', { backwards: true });
+      await page.keyboard.press('Enter');
+      await page.keyboard.press('ControlOrMeta+A');
+      await page.keyboard.type('sent with the button, then edited');
+      await page.keyboard.press('Enter');
+      await waitForMessages(bruno, ['from bruno', 'typed, not clicked', 'sent with the button, then edited']);
+    },
+  },
+  {
+    name: 'delete your message',
+    async run({ page, bruno }) {
+      await tabTo(page, '.room-view:not([hidden]) .message.own:last-child .message-action[aria-label="Delete your message"]');
+      await page.keyboard.press('Enter');
+      await tabTo(page, '.message-action[aria-label="Yes, delete your message"]', { backwards: true });
+      await page.keyboard.press('Enter');
+      await waitForMessages(bruno, ['from bruno', 'typed, not clicked', 'This message was deleted.']);
+    },
+  },
+  {
+    name: 'turn on desktop notifications',
+    async run({ page, context, server }) {
+      await context.grantPermissions(['notifications'], { origin: server.url });
+      await openDrawerByKeyboard(page, 'rooms');
+      await tabTo(page, '#notify-on');
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('#notify-off:not([hidden])', { timeout: WAIT_MS });
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'notify-all');
+      await page.keyboard.press('Space');
+      assert.equal(await page.evaluate(() => localStorage.getItem('charla.notify')), 'all');
+      if (await isOpen(page, 'rooms')) await closeDrawer(page, 'rooms');
+    },
+  },
+  {
     name: 'leave a room',
     async run({ page }) {
       await openDrawerByKeyboard(page, 'rooms');
@@ -511,7 +589,9 @@ for (const viewport of [DESKTOP, PHONE]) {
       await enterRoom(page, server.url, 'ana', 'general');
       await waitForMessages(page, ['from bruno']);
       await waitForMembers(page, ['ana', 'bruno']);
-      const walker = { page, bruno: bruno.page, server, phone: viewport === PHONE };
+      const walker = {
+        page, context: ana.context, bruno: bruno.page, server, phone: viewport === PHONE,
+      };
       for (const step of WALK) {
         try {
           await step.run(walker);
