@@ -205,7 +205,6 @@ export class RoomView {
   fill(item, message, text) {
     const paragraph = item.querySelector('.message-text');
     item.querySelector('.edited')?.remove();
-    item.querySelector('.message-actions')?.remove();
     let mentioned = false;
     if (message.deleted) {
       item.classList.add('deleted');
@@ -217,7 +216,11 @@ export class RoomView {
       if (item.dataset.editedAt !== undefined) paragraph.after(editedMark(Number(item.dataset.editedAt)));
     }
     item.classList.toggle('mentions-me', mentioned);
-    if (this.client.canChange(message)) item.append(this.actions(item));
+    // Actions already there stay (with the focus, or a delete being
+    // confirmed); a deleted message loses them.
+    const actions = item.querySelector('.message-actions');
+    if (!this.client.canChange(message)) actions?.remove();
+    else if (!actions) item.append(this.actions(item));
     return mentioned;
   }
 

@@ -224,22 +224,21 @@ for (const variant of VARIANTS) {
       // tombstone, notifications on, a kick's notice.
       await say(bruno.page, '@ana see https://example.com/notes');
       await activeView(page).locator('.message.mentions-me .message-link').waitFor({ timeout: WAIT_MS });
-      const own = activeView(page).locator('.message.own', { hasText: 'hello everyone' });
+      const ownId = await activeView(page).locator('.message.own', { hasText: 'hello everyone' }).getAttribute('data-id');
+      const own = activeView(page).locator(`.message[data-id="${ownId}"]`);
       await own.locator('.message-action', { hasText: 'Edit' }).focus();
       await audit.checkRoom(page, 'room, a mention, the actions of an own message');
-      await page.keyboard.press('Enter');
+      // The audit may have opened and closed drawers: focus Edit again.
+      await own.locator('.message-action', { hasText: 'Edit' }).press('Enter');
       await own.locator('.editor-input').waitFor({ timeout: WAIT_MS });
       await audit.checkRoom(page, 'room, editing a message');
-      await page.keyboard.press('ControlOrMeta+A');
-      await page.keyboard.type('hello, everyone');
-      await page.keyboard.press('Enter');
+      await own.locator('.editor-input').fill('hello, everyone');
+      await own.locator('.editor-input').press('Enter');
       await own.locator('.edited').waitFor({ timeout: WAIT_MS });
-      await own.locator('.message-action', { hasText: 'Delete' }).focus();
-      await page.keyboard.press('Enter');
+      await own.locator('.message-action', { hasText: 'Delete' }).press('Enter');
       await own.locator('.message-actions.confirming').waitFor({ timeout: WAIT_MS });
       await audit.checkRoom(page, 'room, confirming a delete');
-      await page.keyboard.press('Shift+Tab');
-      await page.keyboard.press('Enter');
+      await own.locator('.message-action[aria-label="Yes, delete your message"]').press('Enter');
       await activeView(page).locator('.message.deleted').waitFor({ timeout: WAIT_MS });
       await ana.context.grantPermissions(['notifications'], { origin: server.url });
       await showRoomsPanel(page);
