@@ -61,8 +61,8 @@ test('two people talk: members, typing hint, messages both ways', { timeout: 90_
     'Hola',
     'Hi Bruno! Is the release still on for Friday?',
     'Yes: the reconnect fix landed this morning, and the browser tests are green.',
-    'Great. I will write the release notes tonight.',
-    'Perfect. Ping me here if anything looks odd.\nI will keep this room open.',
+    'Great. I will write the release notes tonight: https://example.com/charla/releases',
+    'Perfect, @ana. Ping me here if anything looks odd.\nI will keep this room open.',
   ];
   await waitForMessages(ana.page, conversation.slice(0, 1));
   await say(ana.page, conversation[1]);
