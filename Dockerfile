@@ -14,6 +14,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /app/recipe.json recipe.json
+# The patched actix-http (vendor/README.md) is a dependency, not a workspace
+# member, so the recipe does not carry it: the dependency build needs it whole.
+COPY vendor vendor
 RUN cargo chef cook --release --locked --recipe-path recipe.json --package charla-server
 COPY . .
 RUN cargo build --release --locked --package charla-server --bin charla \

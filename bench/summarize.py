@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Summarises bench/compare's raw results: the median of every figure per
-scenario and server, the ratio Charla/Socket.IO, and (with --plot, which
-needs matplotlib) a PNG of latency percentiles, CPU per delivery and RSS per
-idle connection for both servers.
+scenario and server, the ratios Charla/Socket.IO and Charla/floor, the
+targets of issue #13 met or missed, and (with --plot, which needs
+matplotlib) a PNG of latency percentiles, CPU per delivery and RSS per idle
+connection for every server.
 
 Input: raw.jsonl, one JSON line per run as charla-loadgen prints it, plus the
 fields `case` and `round` that bench/compare adds. Output: a Markdown table
@@ -17,9 +18,15 @@ import sys
 
 TWO_NODE_CASES = ["two-node-fanout-fixed", "two-node-fanout-max", "two-node-rooms-fixed", "two-node-rooms-max"]
 CASES = ["fanout-fixed", "fanout-max", "rooms-fixed", "rooms-max", "idle", "churn", *TWO_NODE_CASES]
-TARGETS = ["charla", "socketio"]
-# Issue #5's goal for Charla's RSS per idle connection at 10,000 connections.
+TARGETS = ["charla", "socketio", "floor"]
+NAMES = {"charla": "Charla", "socketio": "Socket.IO", "floor": "floor"}
+# Issues #5 and #13: Charla's RSS per idle connection at 10,000 connections.
 IDLE_TARGET_KIB = 12
+# Issue #13: rooms max at least this many times Socket.IO's and this share of
+# the floor peer's; fan-out max at least this share of the floor's.
+ROOMS_SOCKETIO_RATIO = 3
+ROOMS_FLOOR_SHARE = 0.85
+FANOUT_FLOOR_SHARE = 0.9
 # Issue #10's goal: two Charla nodes deliver at least this many times what two
 # Socket.IO nodes do, on one Redis.
 TWO_NODE_TARGET_RATIO = 5
@@ -74,8 +81,9 @@ FIGURES = {
     "two-node-rooms-max": [MESSAGES, DELIVERIES, *LATENCY, *TWO_NODE_CPU, *TWO_NODE_UTILISATION],
 }
 # Counted, not medians: summed over the runs. `reordered`: deliveries heard
-# after a later message of their sender. `out of order` is Charla's room-id
-# check (the Socket.IO peer numbers ids per process: not checked).
+# after a later message of their sender. `out of order` is the room-id check
+# of Charla and the floor peer (the Socket.IO peer numbers ids per process:
+# not checked).
 COUNTS = ["lost", "duplicated", "reordered", "out of order", "errors", "closed", "runs"]
 
 
@@ -114,7 +122,7 @@ def medians(runs):
             entry["duplicated"] = sum(r.get("duplicated", 0) for r in ok)
             entry["reordered"] = sum(r.get("reordered", 0) for r in ok)
             entry["out of order"] = (
-                sum(r.get("out_of_order", 0) for r in ok) if target == "charla" else None
+                sum(r.get("out_of_order", 0) for r in ok) if target != "socketio" else None
             )
             entry["errors"] = sum(r.get("errors", 0) for r in ok)
             entry["closed"] = sum(r.get("closed", 0) for r in ok)
@@ -133,25 +141,71 @@ def fmt(figure):
 
 
 def markdown(table):
+    present = [t for t in TARGETS if any(t in by_target for by_target in table.values())]
+    ratios = [t for t in present if t != "charla"]
     out = [
-        "| scenario | figure | Charla | Socket.IO | Charla/Socket.IO |",
-        "|---|---|---:|---:|---:|",
+        "| scenario | figure | "
+        + " | ".join(NAMES[t] for t in present)
+        + "".join(f" | Charla/{NAMES[t]}" for t in ratios)
+        + " |",
+        "|---|---|" + "---:|" * (len(present) + len(ratios)),
     ]
     for case in CASES:
         if case not in table:
             continue
         by_target = table[case]
-        charla = by_target.get("charla", {})
-        socketio = by_target.get("socketio", {})
         rows = [label for label, _, _ in FIGURES[case]]
         rows += COUNTS
         for label in rows:
-            a, b = charla.get(label), socketio.get(label)
-            ratio = f"{a / b:.2f}" if a is not None and b not in (None, 0) else "–"
-            if label in COUNTS:
-                ratio = ""
-            out.append(f"| {case} | {label} | {fmt(a)} | {fmt(b)} | {ratio} |")
+            figures = [by_target.get(t, {}).get(label) for t in present]
+            cells = [fmt(f) for f in figures]
+            a = by_target.get("charla", {}).get(label)
+            for t in ratios:
+                b = by_target.get(t, {}).get(label)
+                ratio = f"{a / b:.2f}" if a is not None and b not in (None, 0) else "–"
+                cells.append("" if label in COUNTS else ratio)
+            out.append(f"| {case} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def targets(table):
+    """Issue #13's targets, each met or missed, from the medians."""
+
+    def figure(case, target, label):
+        return table.get(case, {}).get(target, {}).get(label)
+
+    def verdict(ok):
+        return "met" if ok else "**missed**"
+
+    out = []
+    idle, idle_sio = (figure("idle", t, "RSS KiB / connection") for t in ("charla", "socketio"))
+    if idle is not None:
+        ok = idle <= IDLE_TARGET_KIB and (idle_sio is None or idle < idle_sio)
+        out.append(f"| idle: ≤ {IDLE_TARGET_KIB} KiB per connection and below Socket.IO's "
+                   f"| {fmt(idle)} KiB (Socket.IO {fmt(idle_sio)}) | {verdict(ok)} |")
+    rooms, rooms_sio, rooms_floor = (
+        figure("rooms-max", t, "messages/s") for t in ("charla", "socketio", "floor"))
+    if rooms is not None and rooms_sio and rooms_floor:
+        ok = rooms >= ROOMS_SOCKETIO_RATIO * rooms_sio and rooms >= ROOMS_FLOOR_SHARE * rooms_floor
+        out.append(f"| rooms max: ≥ {ROOMS_SOCKETIO_RATIO} x Socket.IO and ≥ {ROOMS_FLOOR_SHARE} x floor "
+                   f"| {rooms / rooms_sio:.2f} x Socket.IO, {rooms / rooms_floor:.2f} x floor | {verdict(ok)} |")
+    fanout, fanout_floor = (figure("fanout-max", t, "deliveries/s") for t in ("charla", "floor"))
+    if fanout is not None and fanout_floor:
+        out.append(f"| fan-out max: ≥ {FANOUT_FLOOR_SHARE} x floor "
+                   f"| {fanout / fanout_floor:.2f} x floor | {verdict(fanout >= FANOUT_FLOOR_SHARE * fanout_floor)} |")
+    p99, p99_floor = (figure("fanout-fixed", t, "latency p99 ms") for t in ("charla", "floor"))
+    if p99 is not None and p99_floor is not None:
+        out.append(f"| fan-out fixed: p99 no worse than the floor's "
+                   f"| {fmt(p99)} ms (floor {fmt(p99_floor)} ms) | {verdict(p99 <= p99_floor)} |")
+    charla = [entry["charla"] for entry in table.values() if "charla" in entry]
+    if charla:
+        lost = sum(e["lost"] for e in charla)
+        duplicated = sum(e["duplicated"] for e in charla)
+        out.append(f"| zero lost, zero duplicated (Charla, every run) "
+                   f"| {lost} lost, {duplicated} duplicated | {verdict(lost == 0 and duplicated == 0)} |")
+    if not out:
+        return ""
+    return "\n".join(["| target (issue #13) | measured (medians) | |", "|---|---|---|", *out])
 
 
 def two_node_lines(runs, table):
@@ -187,8 +241,9 @@ def plot(table, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"charla": "#c0392b", "socketio": "#2c3e50"}
-    names = {"charla": "Charla", "socketio": "Socket.IO"}
+    colours = {"charla": "#c0392b", "socketio": "#2c3e50", "floor": "#95a5a6"}
+    names = NAMES
+    present = [t for t in TARGETS if any(t in by_target for by_target in table.values())]
     latency_cases = [c for c in ["fanout-fixed", "rooms-fixed", "churn", "fanout-max", "rooms-max"] if c in table]
     # churn is left out: its few deliveries carry the cost of every cycle.
     cpu_cases = [c for c in ["fanout-fixed", "fanout-max", "rooms-fixed", "rooms-max"] if c in table]
@@ -196,8 +251,8 @@ def plot(table, path):
 
     ax = axes[0]
     percentiles = ["latency p50 ms", "latency p99 ms", "latency max ms"]
-    width = 0.13
-    for t_index, target in enumerate(TARGETS):
+    width = 0.8 / (3 * len(present))
+    for t_index, target in enumerate(present):
         for p_index, label in enumerate(percentiles):
             xs, ys = [], []
             for c_index, case in enumerate(latency_cases):
@@ -205,7 +260,7 @@ def plot(table, path):
                 figure_value = entry.get(label)
                 if figure_value is None:
                     continue
-                offset = (t_index * 3 + p_index - 2.5) * width
+                offset = (t_index * 3 + p_index - (3 * len(present) - 1) / 2) * width
                 xs.append(c_index + offset)
                 ys.append(max(figure_value, 0.01))
             ax.bar(xs, ys, width, color=colours[target], alpha=[1.0, 0.65, 0.35][p_index],
@@ -219,13 +274,13 @@ def plot(table, path):
     ax.grid(axis="y", which="both", alpha=0.3)
 
     ax = axes[1]
-    width = 0.38
-    for t_index, target in enumerate(TARGETS):
+    width = 0.8 / len(present)
+    for t_index, target in enumerate(present):
         xs, ys = [], []
         for c_index, case in enumerate(cpu_cases):
             figure_value = table[case].get(target, {}).get("server CPU s / 1M deliveries")
             if figure_value is not None:
-                xs.append(c_index + (t_index - 0.5) * width)
+                xs.append(c_index + (t_index - (len(present) - 1) / 2) * width)
                 ys.append(figure_value)
         ax.bar(xs, ys, width, color=colours[target], label=names[target])
     ax.set_xticks(range(len(cpu_cases)), cpu_cases, rotation=20)
@@ -236,14 +291,14 @@ def plot(table, path):
 
     ax = axes[2]
     if "idle" in table:
-        for t_index, target in enumerate(TARGETS):
+        for t_index, target in enumerate(present):
             figure_value = table["idle"].get(target, {}).get("RSS KiB / connection")
             if figure_value is not None:
                 ax.bar(t_index, figure_value, 0.6, color=colours[target])
                 ax.text(t_index, figure_value, f"{figure_value:.1f}", ha="center", va="bottom")
-        ax.set_xticks(range(len(TARGETS)), [names[t] for t in TARGETS])
+        ax.set_xticks(range(len(present)), [names[t] for t in present])
         ax.axhline(IDLE_TARGET_KIB, color="#7f8c8d", linestyle="--", linewidth=1)
-        ax.text(1.45, IDLE_TARGET_KIB, f"target {IDLE_TARGET_KIB} KiB", ha="right", va="bottom", fontsize=8)
+        ax.text(len(present) - 0.55, IDLE_TARGET_KIB, f"target {IDLE_TARGET_KIB} KiB", ha="right", va="bottom", fontsize=8)
     ax.set_ylabel("server RSS KiB per idle connection")
     ax.set_title("Memory per idle connection")
     ax.grid(axis="y", alpha=0.3)
@@ -273,6 +328,10 @@ def main():
               "(2 CPUs: anything above 2 means other work competed)")
         print()
     print(markdown(table))
+    goals = targets(table)
+    if goals:
+        print()
+        print(goals)
     two_node = two_node_lines(runs, table)
     if two_node:
         print()

@@ -18,7 +18,7 @@ use crate::Options;
 use crate::engine::{Pace, Phase, RoomPlan, Shared, SideFigures, SideLoad, run_plan};
 use crate::report::{ChurnFigures, Latency, Report, round3};
 use crate::stats::{Histogram, IdOrder, Tally};
-use crate::wire::{Client, Error, Event, Target};
+use crate::wire::{Client, Error, Event};
 use charla_protocol::settings::parse_seconds;
 use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -201,7 +201,7 @@ async fn cycle(
         .expect("no cycle panics holding it")
         .record(started.elapsed().as_micros() as u64);
     let mut tally = Tally::default();
-    let mut id_order = (shared.options.target == Target::Charla).then(IdOrder::default);
+    let mut id_order = shared.options.target.speaks_charla().then(IdOrder::default);
     let until = tokio::time::Instant::now() + dwell;
     let mut leaving = false;
     loop {

@@ -1,4 +1,5 @@
-//! One load-generator client, speaking either Charla's protocol or Socket.IO
+//! One load-generator client, speaking either Charla's protocol (to Charla or
+//! to the floor peer, which speaks a subset of it) or Socket.IO
 //! (Engine.IO v4 over a plain WebSocket), behind one interface: connect,
 //! join, say, leave, and the next [`Event`].
 //!
@@ -48,12 +49,25 @@ pub enum Target {
     Charla,
     /// The Socket.IO peer, Engine.IO v4 over WebSocket on `/socket.io/`.
     Socketio,
+    /// The floor peer (`bench/peers/floor`): the subset of Charla's
+    /// protocol the scenarios use (`join`, `leave`, `say`, `message`), on
+    /// `/ws`.
+    Floor,
+}
+
+impl Target {
+    /// Whether the target speaks Charla's JSON protocol (Charla itself, or
+    /// the floor peer's subset of it).
+    pub fn speaks_charla(self) -> bool {
+        matches!(self, Target::Charla | Target::Floor)
+    }
 }
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Target::Charla => "charla",
+            Target::Floor => "floor",
             Target::Socketio => "socketio",
         })
     }
@@ -116,7 +130,7 @@ impl Client {
     pub async fn connect(base: &str, target: Target, name: &str) -> Result<Client, Error> {
         let base = base.trim_end_matches('/');
         let url = match target {
-            Target::Charla => format!("{base}/ws?name={name}"),
+            Target::Charla | Target::Floor => format!("{base}/ws?name={name}"),
             Target::Socketio => format!("{base}/socket.io/?EIO=4&transport=websocket&name={name}"),
         };
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
@@ -203,7 +217,7 @@ impl Client {
     /// Asks to join `room`; the answer arrives as [`Event::Joined`].
     pub async fn join(&mut self, room: &str) -> Result<(), Error> {
         let text = match self.target {
-            Target::Charla => Client::charla_json(&ClientMessage::Join {
+            Target::Charla | Target::Floor => Client::charla_json(&ClientMessage::Join {
                 room: room.to_owned(),
                 after: None,
                 epoch: None,
@@ -220,7 +234,7 @@ impl Client {
     /// Asks to leave `room`; the answer arrives as [`Event::Left`].
     pub async fn leave(&mut self, room: &str) -> Result<(), Error> {
         let text = match self.target {
-            Target::Charla => Client::charla_json(&ClientMessage::Leave {
+            Target::Charla | Target::Floor => Client::charla_json(&ClientMessage::Leave {
                 room: room.to_owned(),
                 reference: None,
             }),
@@ -235,7 +249,7 @@ impl Client {
     /// Posts `text` in `room` (no `ref`: no `ack` comes back).
     pub async fn say(&mut self, room: &str, text: String) -> Result<(), Error> {
         let frame = match self.target {
-            Target::Charla => Client::charla_json(&ClientMessage::Say {
+            Target::Charla | Target::Floor => Client::charla_json(&ClientMessage::Say {
                 room: room.to_owned(),
                 text,
                 reference: None,
@@ -280,7 +294,7 @@ impl Client {
             Scanned::Other => {}
         }
         match self.target {
-            Target::Charla => Ok(charla_event(&frame)),
+            Target::Charla | Target::Floor => Ok(charla_event(&frame)),
             Target::Socketio => self.socketio_event(&frame).await,
         }
     }

@@ -12,7 +12,7 @@ use super::setup::connect_and_join;
 use super::shared::{Gate, Phase, Shared};
 use crate::marker::{self, Stamp};
 use crate::stats::{Heard, IdOrder, Tally};
-use crate::wire::{Error, Event, Target};
+use crate::wire::{Error, Event};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -52,9 +52,9 @@ pub(super) async fn member(
     phase.wait_for(|p| *p >= Phase::Run).await?;
 
     let mut tally = Tally::default();
-    // The Socket.IO peer numbers per process, so only Charla's ids are
-    // checked.
-    let mut id_order = (shared.options.target == Target::Charla).then(IdOrder::default);
+    // The Socket.IO peer numbers per process, so only the per-room ids of
+    // Charla and of the floor peer are checked.
+    let mut id_order = shared.options.target.speaks_charla().then(IdOrder::default);
     for sender in seat.room_senders.clone() {
         tally.expect_from_start(sender);
     }
