@@ -11,13 +11,15 @@
 //! point: Charla's figures divided by this one's are what its protocol and
 //! safety cost, on the same machine in the same run.
 //!
-//! Usage: `PORT=29180 charla-floor` (listens on 127.0.0.1 only).
+//! Usage: `PORT=29180 charla-floor` (listens on 127.0.0.1 only; `PORT=0`
+//! takes a free port). Its first line on stdout names the address.
 
 use charla_protocol::server::message_event_json;
 use charla_protocol::{ChatMessage, ClientMessage, Member, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io::Write;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpStream};
@@ -53,6 +55,15 @@ fn main() -> std::io::Result<()> {
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        // The bound address, for whoever started it with PORT=0 (the smoke test).
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "charla-floor listening on {}",
+            listener.local_addr()?
+        )?;
+        stdout.flush()?;
+        drop(stdout);
         let rooms = Rooms::default();
         let mut next_connection = 0_u64;
         loop {
