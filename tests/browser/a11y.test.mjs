@@ -9,7 +9,10 @@
 //   pending, and the "server restarted" divider once it is back); the 404
 //   page; and the 5xx page, reached for real: a room page of a node whose
 //   Redis is gone cannot read the room's history. At phone width the rooms
-//   and members drawers are opened and checked too.
+//   and members drawers are opened and checked too. With a mention in
+//   view, every name is recoloured to each of the NAME_HUES colours in turn
+//   and axe's colour-contrast rule run again: a name's colour is a hash of
+//   a random id, so a run would otherwise see only some of them.
 // - The keyboard walk: the skip link, sending, opening another room,
 //   switching rooms, renaming, the member list, leaving a room; with real
 //   key presses only, and every element Tab lands on must show a focus ring
@@ -26,6 +29,7 @@ import {
   CharlaServer, RedisServer, WAIT_MS, activeView, axeViolations, describeViolations, enterRoom,
   launchBrowser, openPerson, say, waitConnected, waitForMembers, waitForMessages,
 } from './helpers.mjs';
+import { NAME_HUES } from '../../assets/js/format.js';
 
 const API_TOKEN = 'a11y-test-token';
 const DESKTOP = { width: 1280, height: 800 };
@@ -71,8 +75,8 @@ class Audit {
     this.found = [];
   }
 
-  async check(page, state) {
-    const violations = await axeViolations(page);
+  async check(page, state, rules = null) {
+    const violations = await axeViolations(page, rules);
     this.checked.push(state);
     if (violations.length > 0) {
       this.found.push(describeViolations(`[${this.variant.name}] ${state}`, violations));
@@ -83,14 +87,46 @@ class Audit {
    * Checks a room page; where the rooms and members panels are drawers
    * (their toggles are shown), opens each, checks it, and closes it again.
    */
-  async checkRoom(page, state) {
-    await this.check(page, state);
+  async checkRoom(page, state, rules = null) {
+    await this.check(page, state, rules);
     for (const drawer of ['rooms', 'members']) {
       if (!await isDrawer(page, drawer)) continue;
       await page.click(`#${drawer}-toggle`);
       await drawerPanel(page, drawer).waitFor({ state: 'visible', timeout: WAIT_MS });
-      await this.check(page, `${state}, ${drawer} drawer open`);
+      await this.check(page, `${state}, ${drawer} drawer open`, rules);
       await closeDrawer(page, drawer);
+    }
+  }
+
+  /**
+   * Checks the room's names in each of the NAME_HUES name colours. A member's
+   * colour is a hash of their random id, so a run sees only some of them
+   * by chance: here every element's `hue-N` class is set to each N in turn,
+   * axe's colour-contrast rule runs (drawers too), and the classes go back.
+   */
+  async checkNameColours(page, state) {
+    const count = await page.evaluate(() => {
+      const named = [...document.querySelectorAll('[class*="hue-"]')];
+      for (const element of named) element.dataset.a11yHue = element.className;
+      return named.length;
+    });
+    assert.ok(count > 0, 'there are names to colour');
+    try {
+      for (let hue = 0; hue < NAME_HUES; hue += 1) {
+        await page.evaluate((hue) => {
+          for (const element of document.querySelectorAll('[data-a11y-hue]')) {
+            element.className = element.dataset.a11yHue.replace(/\bhue-\d+\b/, `hue-${hue}`);
+          }
+        }, hue);
+        await this.checkRoom(page, `${state}, every name in colour hue-${hue}`, ['color-contrast']);
+      }
+    } finally {
+      await page.evaluate(() => {
+        for (const element of document.querySelectorAll('[data-a11y-hue]')) {
+          element.className = element.dataset.a11yHue;
+          delete element.dataset.a11yHue;
+        }
+      });
     }
   }
 
@@ -228,6 +264,7 @@ for (const variant of VARIANTS) {
       const own = activeView(page).locator(`.message[data-id="${ownId}"]`);
       await own.locator('.message-action', { hasText: 'Edit' }).focus();
       await audit.checkRoom(page, 'room, a mention, the actions of an own message');
+      await audit.checkNameColours(page, 'room, a mention, the actions of an own message');
       // The audit may have opened and closed drawers: focus Edit again.
       await own.locator('.message-action', { hasText: 'Edit' }).press('Enter');
       await own.locator('.editor-input').waitFor({ timeout: WAIT_MS });

@@ -511,21 +511,23 @@ export const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'];
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 /**
- * The axe-core violations of `page` as it is now, for AXE_TAGS: an array of
+ * The axe-core violations of `page` as it is now, for AXE_TAGS (or only the
+ * axe rules named in `rules`): an array of
  * `{ id, impact, help, helpUrl, nodes: [{ target, html, summary }] }`.
  * Finite CSS animations and transitions (a drawer sliding in, a flash) end
  * first, so colours are measured as they settle, not halfway.
  */
-export async function axeViolations(page) {
+export async function axeViolations(page, rules = null) {
   await page.evaluate(() => Promise.all(document.getAnimations()
     .filter((animation) => Number.isFinite(animation.effect?.getComputedTiming().endTime))
     .map((animation) => animation.finished.catch(() => {}))));
   if (!await page.evaluate(() => typeof window.axe === 'object')) {
     await page.evaluate(`${AXE_SOURCE}\n;undefined`);
   }
-  return page.evaluate(async (tags) => {
+  const runOnly = rules ? { type: 'rule', values: rules } : { type: 'tag', values: AXE_TAGS };
+  return page.evaluate(async (runOnly) => {
     const results = await window.axe.run(document, {
-      runOnly: { type: 'tag', values: tags },
+      runOnly,
       resultTypes: ['violations'],
     });
     return results.violations.map((violation) => ({
@@ -539,7 +541,7 @@ export async function axeViolations(page) {
         summary: node.failureSummary,
       })),
     }));
-  }, AXE_TAGS);
+  }, runOnly);
 }
 
 /** Violations as lines a person can act on: rule, help, and each element. */
