@@ -152,6 +152,59 @@ pub enum Scenario {
     Churn(churn::ChurnArgs),
 }
 
+impl Scenario {
+    /// Every scenario scaled down to a few dozen connections, for the smoke
+    /// tests that run in CI against Charla and against the floor peer:
+    /// `fanout` and `rooms` at a fixed rate and at their maximum, `idle` and
+    /// `churn`. They check correctness (nothing lost, duplicated or
+    /// reordered), never speed.
+    pub fn smoke_set() -> Vec<Scenario> {
+        vec![
+            Scenario::Fanout(traffic::FanoutArgs {
+                members: 30,
+                senders: 3,
+                rate: 60.0,
+                max: false,
+                window: 8,
+            }),
+            Scenario::Fanout(traffic::FanoutArgs {
+                members: 30,
+                senders: 3,
+                rate: 0.0,
+                max: true,
+                window: 4,
+            }),
+            Scenario::Rooms(traffic::RoomsArgs {
+                rooms: 6,
+                members: 5,
+                rate: 120.0,
+                max: false,
+                window: 8,
+            }),
+            Scenario::Rooms(traffic::RoomsArgs {
+                rooms: 6,
+                members: 5,
+                rate: 0.0,
+                max: true,
+                window: 4,
+            }),
+            Scenario::Idle(idle::IdleArgs {
+                connections: 40,
+                room_size: 10,
+                settle: Duration::from_millis(100),
+            }),
+            Scenario::Churn(churn::ChurnArgs {
+                rooms: 3,
+                members: 4,
+                rate: 60.0,
+                churn_rate: 20.0,
+                dwell: Duration::from_millis(300),
+                max_churners: 50,
+            }),
+        ]
+    }
+}
+
 /// Runs one scenario against the server (or the nodes) at `options.urls`.
 pub async fn run(options: &Options, scenario: &Scenario) -> Result<Report, Error> {
     if options.urls.is_empty() {

@@ -97,49 +97,8 @@ fn assert_clean(report: &Report) {
 #[actix_web::test]
 async fn every_scenario_runs_clean_against_the_real_server() {
     let (port, stop, server) = start_server().await;
-    let scenarios = vec![
-        Scenario::Fanout(FanoutArgs {
-            members: 30,
-            senders: 3,
-            rate: 60.0,
-            max: false,
-            window: 8,
-        }),
-        Scenario::Fanout(FanoutArgs {
-            members: 30,
-            senders: 3,
-            rate: 0.0,
-            max: true,
-            window: 4,
-        }),
-        Scenario::Rooms(RoomsArgs {
-            rooms: 6,
-            members: 5,
-            rate: 120.0,
-            max: false,
-            window: 8,
-        }),
-        Scenario::Rooms(RoomsArgs {
-            rooms: 6,
-            members: 5,
-            rate: 0.0,
-            max: true,
-            window: 4,
-        }),
-        Scenario::Idle(IdleArgs {
-            connections: 40,
-            room_size: 10,
-            settle: Duration::from_millis(100),
-        }),
-        Scenario::Churn(ChurnArgs {
-            rooms: 3,
-            members: 4,
-            rate: 60.0,
-            churn_rate: 20.0,
-            dwell: Duration::from_millis(300),
-            max_churners: 50,
-        }),
-    ];
+    let scenarios = Scenario::smoke_set();
+    assert_eq!(scenarios.len(), 6, "fanout and rooms twice, idle, churn");
     let reports = run_all(port, 1, scenarios).await;
     for report in &reports {
         assert_clean(report);

@@ -1,12 +1,10 @@
-//! The floor peer against the load generator, scaled down: the peer the
+//! The floor peer against the load generator's smoke set (every scenario,
+//! scaled down, as in charla-loadgen's own smoke test): the peer the
 //! benchmark divides Charla's figures by must itself lose, duplicate and
 //! reorder nothing, or the ratio means nothing. Correctness only, never
 //! speed. The binary is started on a free loopback port (`PORT=0`) and
 //! stopped by its PID.
 
-use charla_loadgen::churn::ChurnArgs;
-use charla_loadgen::idle::IdleArgs;
-use charla_loadgen::traffic::{FanoutArgs, RoomsArgs};
 use charla_loadgen::{Options, Scenario, Target};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -59,35 +57,7 @@ fn every_scenario_runs_clean_against_the_floor_peer() {
     options.duration = Duration::from_millis(1000);
     options.setup = Duration::from_secs(20);
     options.quiet = true;
-    let scenarios = [
-        Scenario::Fanout(FanoutArgs {
-            members: 30,
-            senders: 3,
-            rate: 0.0,
-            max: true,
-            window: 4,
-        }),
-        Scenario::Rooms(RoomsArgs {
-            rooms: 6,
-            members: 5,
-            rate: 120.0,
-            max: false,
-            window: 8,
-        }),
-        Scenario::Idle(IdleArgs {
-            connections: 40,
-            room_size: 10,
-            settle: Duration::from_millis(100),
-        }),
-        Scenario::Churn(ChurnArgs {
-            rooms: 3,
-            members: 4,
-            rate: 60.0,
-            churn_rate: 20.0,
-            dwell: Duration::from_millis(300),
-            max_churners: 50,
-        }),
-    ];
+    let scenarios = Scenario::smoke_set();
     for scenario in &scenarios {
         let report = runtime
             .block_on(charla_loadgen::run(&options, scenario))
